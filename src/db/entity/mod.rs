@@ -1,0 +1,4 @@
+//! SeaORM entities, one file per table.
+
+pub mod action;
+pub mod execution;

@@ -1,0 +1,120 @@
+//! ListExecutions' query: typed filters, keyset pagination over (created_at, seq) with no
+//! OFFSET, and one query for the actions of a whole FULL page (no N+1).
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, Order, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+
+use super::entity::{action, execution};
+use super::rows;
+use super::store::select_headers;
+use crate::domain::listing::{ListFilter, ListQuery, SortOrder};
+use crate::domain::{Execution, View};
+use crate::error::Error;
+
+/// Executions matching the query, in its order, at most `limit`.
+pub async fn list(conn: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<Execution>, Error> {
+    use execution::Column as C;
+    let backend = conn.get_database_backend();
+    let mut condition = filter_condition(&query.filter, backend)?;
+    if let Some(after) = query.after {
+        let at = rows::to_micros(after.created_at);
+        // Strictly after the cursor in the list's order.
+        condition = condition.add(match query.order {
+            SortOrder::NewestFirst => Condition::any()
+                .add(C::CreatedAt.lt(at))
+                .add(C::CreatedAt.eq(at).and(C::Seq.lt(after.seq))),
+            SortOrder::OldestFirst => Condition::any()
+                .add(C::CreatedAt.gt(at))
+                .add(C::CreatedAt.eq(at).and(C::Seq.gt(after.seq))),
+        });
+    }
+    let order = match query.order {
+        SortOrder::NewestFirst => Order::Desc,
+        SortOrder::OldestFirst => Order::Asc,
+    };
+    let select = match query.view {
+        View::Basic => select_headers(),
+        View::Full => execution::Entity::find(),
+    };
+    let found = select
+        .filter(condition)
+        .order_by(C::CreatedAt, order.clone())
+        .order_by(C::Seq, order)
+        .limit(query.limit)
+        .all(conn)
+        .await?;
+
+    if query.view == View::Basic {
+        return found
+            .iter()
+            .map(|row| {
+                Ok(Execution {
+                    header: rows::header(row)?,
+                    detail: None,
+                })
+            })
+            .collect();
+    }
+    let seqs: Vec<i64> = found.iter().map(|row| row.seq).collect();
+    let mut actions: HashMap<i64, Vec<action::Model>> = HashMap::new();
+    if !seqs.is_empty() {
+        for row in action::Entity::find()
+            .filter(action::Column::ExecutionSeq.is_in(seqs))
+            .all(conn)
+            .await?
+        {
+            actions.entry(row.execution_seq).or_default().push(row);
+        }
+    }
+    found
+        .into_iter()
+        .map(|row| {
+            let own = actions.remove(&row.seq).unwrap_or_default();
+            Ok(rows::full(row, own)?.into())
+        })
+        .collect()
+}
+
+fn filter_condition(filter: &ListFilter, backend: DatabaseBackend) -> Result<Condition, Error> {
+    use execution::Column as C;
+    let mut condition = Condition::all();
+    if !filter.statuses.is_empty() {
+        condition = condition.add(C::Status.is_in(filter.statuses.iter().map(|s| s.as_str())));
+    }
+    if let Some(key) = &filter.key {
+        condition = condition.add(C::Key.eq(key.as_str()));
+    }
+    if let Some(user_key) = &filter.user_key {
+        condition = condition.add(C::UserKey.eq(user_key.as_str()));
+    }
+    if let Some(after) = filter.created_after {
+        condition = condition.add(C::CreatedAt.gte(rows::to_micros(after)));
+    }
+    if let Some(before) = filter.created_before {
+        condition = condition.add(C::CreatedAt.lt(rows::to_micros(before)));
+    }
+    for (key, value) in &filter.execution_data {
+        let value = serde_json::to_string(value).map_err(Error::internal)?;
+        // Compare the JSON value under the top-level key with the wanted one: jsonb
+        // equality on PostgreSQL; on SQLite, `->` yields the value's minified JSON text,
+        // which `json()` also yields for the wanted value (both were written by serde_json
+        // from the same proto Struct types).
+        let expr = match backend {
+            DatabaseBackend::Postgres => Expr::cust_with_values(
+                r#""execution_data" -> $1 = $2::jsonb"#,
+                [key.clone(), value],
+            ),
+            _ => Expr::cust_with_values(
+                r#""execution_data" -> ? = json(?)"#,
+                [format!("$.\"{key}\""), value],
+            ),
+        };
+        condition = condition.add(expr);
+    }
+    Ok(condition)
+}

@@ -1,0 +1,16 @@
+//! Schema migrations, run at start. Written with sea-orm-migration's schema helpers so the
+//! same migration creates the same schema on SQLite and PostgreSQL.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_create_executions;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_create_executions::Migration)]
+    }
+}

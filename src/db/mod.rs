@@ -1,0 +1,148 @@
+//! The data layer: connecting (SQLite or PostgreSQL, same code), migrations, SeaORM
+//! entities and the queries the service runs. Functions here take `&impl ConnectionTrait`
+//! so they run inside the caller's transaction, and return domain types. No tonic here.
+
+pub mod entity;
+mod listing;
+pub mod migration;
+mod rows;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
+    TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use tokio::sync::{Mutex, MutexGuard};
+
+pub use listing::list;
+pub use store::{
+    find_by_request_id, insert_execution, is_unique_violation, load, load_for_change, save_change,
+};
+
+use crate::error::Error;
+
+/// The embedded default: a SQLite file in the working directory, created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://executions.db?mode=rwc";
+
+/// How long a SQLite connection waits for a lock before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pool of connections plus what the service needs to write through it safely.
+#[derive(Clone, Debug)]
+pub struct Database {
+    conn: DatabaseConnection,
+    /// SQLite allows one writer at a time and refuses (rather than waits for) a read
+    /// transaction that upgrades to a write after another writer committed. Taking this
+    /// in-process lock around every write transaction makes SQLite writers queue instead.
+    /// PostgreSQL needs none: its writers lock the execution row (`SELECT ... FOR UPDATE`).
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+}
+
+/// Held for the length of one write transaction (a no-op on PostgreSQL).
+pub struct WriteGuard<'a>(#[allow(dead_code)] Option<MutexGuard<'a, ()>>);
+
+impl Database {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`) with a pool of at most
+    /// `max_connections`, then runs every pending migration.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbErr> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true)
+            });
+        let conn = sea_orm::Database::connect(options).await?;
+        migration::Migrator::up(&conn, None).await?;
+        let sqlite_writer =
+            (conn.get_database_backend() == DatabaseBackend::Sqlite).then(Arc::default);
+        Ok(Self {
+            conn,
+            sqlite_writer,
+        })
+    }
+
+    /// The pool, for reads.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Waits for this process's turn to write (SQLite) and opens a transaction.
+    pub async fn begin_write(&self) -> Result<(WriteGuard<'_>, DatabaseTransaction), DbErr> {
+        let guard = match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let txn = self.conn.begin().await?;
+        Ok((WriteGuard(guard), txn))
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        self.conn.ping().await.is_ok()
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.conn.close().await
+    }
+}
+
+impl From<DbErr> for Error {
+    /// Connection-level failures (the database is down, unreachable, restarting, or too
+    /// busy to answer in time) are retryable UNAVAILABLE; anything else is internal.
+    fn from(err: DbErr) -> Self {
+        if is_outage(&err) {
+            Error::DatabaseUnavailable {
+                detail: err.to_string(),
+            }
+        } else {
+            Error::internal(err)
+        }
+    }
+}
+
+fn is_outage(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx) = runtime else {
+        return false;
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed => true,
+        Sqlx::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db
+                .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+                .is_some()
+            {
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes, once
+                // the busy timeout ran out.
+                code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+            } else {
+                // PostgreSQL: class 08 connection exception, 57P0x shutdown or cannot
+                // connect now, class 53 insufficient resources.
+                code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
+            }
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,229 @@
+//! Reading and writing one execution: insert, load (by UUID or hashid), load under a lock
+//! for a change, and save a change guarded by the revision it was made from.
+
+use sea_orm::ActiveValue::NotSet;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, SqlErr};
+
+use super::entity::{action, execution};
+use super::rows;
+use crate::domain::{ActionState, Execution, ExecutionRef, FullExecution, View};
+use crate::error::Error;
+
+/// Rows per multi-row INSERT of actions; far below both databases' parameter limits.
+const ACTION_INSERT_CHUNK: usize = 500;
+
+/// Condition that selects the execution a caller named.
+fn by_ref(target: ExecutionRef) -> sea_orm::Condition {
+    let condition = sea_orm::Condition::all();
+    match target {
+        ExecutionRef::Id(id) => condition.add(execution::Column::Id.eq(id.as_uuid())),
+        ExecutionRef::Seq(seq) => condition.add(execution::Column::Seq.eq(seq)),
+    }
+}
+
+/// Selects execution rows without the heavy `template` and `execution_data` columns (they
+/// come back empty), for the BASIC view.
+pub(super) fn select_headers() -> sea_orm::Select<execution::Entity> {
+    use execution::Column as C;
+    execution::Entity::find()
+        .select_only()
+        .columns([
+            C::Seq,
+            C::Id,
+            C::UserKey,
+            C::Key,
+            C::Name,
+            C::Status,
+            C::StopReason,
+            C::Revision,
+            C::ActionsCount,
+            C::IdleCount,
+            C::ScheduledCount,
+            C::RunningCount,
+            C::CompletedCount,
+            C::FailedCount,
+            C::StoppedCount,
+            C::RequestId,
+            C::CreatedAt,
+            C::UpdatedAt,
+        ])
+        .expr_as(Expr::cust("''"), "template")
+        .expr_as(Expr::cust("NULL"), "execution_data")
+}
+
+/// Inserts a new execution and its actions, and returns its sequence number; `None` when
+/// its tenant already has an execution with the same request id.
+pub async fn insert_execution(
+    conn: &impl ConnectionTrait,
+    execution: &FullExecution,
+    request_id: Option<String>,
+) -> Result<Option<i64>, Error> {
+    let row = rows::new_execution_row(execution, request_id)?;
+    let seq = match execution::Entity::insert(row).exec(conn).await {
+        Ok(inserted) => inserted.last_insert_id,
+        Err(err) if is_unique_violation(&err) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let actions: Vec<action::ActiveModel> = execution
+        .detail
+        .actions
+        .iter()
+        .map(|(node_id, state)| rows::action_row(seq, node_id, state))
+        .collect();
+    for chunk in actions.chunks(ACTION_INSERT_CHUNK) {
+        action::Entity::insert_many(chunk.to_vec())
+            .exec(conn)
+            .await?;
+    }
+    Ok(Some(seq))
+}
+
+/// True when a write failed on a unique index.
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// The execution a tenant created with `request_id`, if any.
+pub async fn find_by_request_id(
+    conn: &impl ConnectionTrait,
+    user_key: &str,
+    request_id: &str,
+) -> Result<Option<FullExecution>, Error> {
+    let row = execution::Entity::find()
+        .filter(execution::Column::UserKey.eq(user_key))
+        .filter(execution::Column::RequestId.eq(request_id))
+        .one(conn)
+        .await?;
+    match row {
+        Some(row) => Ok(Some(with_actions(conn, row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Loads an execution as the view asks: the header alone, or everything.
+pub async fn load(
+    conn: &impl ConnectionTrait,
+    target: ExecutionRef,
+    view: View,
+) -> Result<Option<Execution>, Error> {
+    match view {
+        View::Basic => {
+            let row = select_headers().filter(by_ref(target)).one(conn).await?;
+            row.map(|row| {
+                Ok(Execution {
+                    header: rows::header(&row)?,
+                    detail: None,
+                })
+            })
+            .transpose()
+        }
+        View::Full => {
+            let row = execution::Entity::find()
+                .filter(by_ref(target))
+                .one(conn)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(with_actions(conn, row).await?.into())),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+/// Loads an execution for a change, locking its row until the transaction ends
+/// (`FOR UPDATE` on PostgreSQL; on SQLite the caller holds the database's write lock).
+pub async fn load_for_change(
+    conn: &impl ConnectionTrait,
+    target: ExecutionRef,
+) -> Result<Option<FullExecution>, Error> {
+    let row = execution::Entity::find()
+        .filter(by_ref(target))
+        .lock_exclusive()
+        .one(conn)
+        .await?;
+    match row {
+        Some(row) => Ok(Some(with_actions(conn, row).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn with_actions(
+    conn: &impl ConnectionTrait,
+    row: execution::Model,
+) -> Result<FullExecution, Error> {
+    let actions = action::Entity::find()
+        .filter(action::Column::ExecutionSeq.eq(row.seq))
+        .all(conn)
+        .await?;
+    rows::full(row, actions)
+}
+
+/// Saves a change made by the domain: the header (only if the stored revision is still the
+/// one the change was made from) and the new state of each changed action. Actions that
+/// reached the same state together (as in a stop) are written with one statement.
+pub async fn save_change(
+    conn: &impl ConnectionTrait,
+    execution: &FullExecution,
+    changed_actions: &[String],
+) -> Result<(), Error> {
+    use execution::Column as C;
+    let h = &execution.header;
+    let saved = execution::Entity::update_many()
+        .col_expr(C::Status, Expr::value(h.status.as_str()))
+        .col_expr(C::StopReason, Expr::value(h.stop_reason.clone()))
+        .col_expr(C::Revision, Expr::value(h.revision))
+        .col_expr(C::IdleCount, Expr::value(h.counts.idle))
+        .col_expr(C::ScheduledCount, Expr::value(h.counts.scheduled))
+        .col_expr(C::RunningCount, Expr::value(h.counts.running))
+        .col_expr(C::CompletedCount, Expr::value(h.counts.completed))
+        .col_expr(C::FailedCount, Expr::value(h.counts.failed))
+        .col_expr(C::StoppedCount, Expr::value(h.counts.stopped))
+        .col_expr(C::UpdatedAt, Expr::value(rows::to_micros(h.updated_at)))
+        .filter(C::Seq.eq(h.seq))
+        .filter(C::Revision.eq(h.revision - 1))
+        .exec(conn)
+        .await?;
+    if saved.rows_affected != 1 {
+        // The row lock makes this unreachable; if it ever happens, refuse to write rather
+        // than lose a change.
+        return Err(Error::internal(format!(
+            "execution {} moved past revision {} while locked",
+            h.id,
+            h.revision - 1
+        )));
+    }
+
+    let mut groups: Vec<(&ActionState, Vec<&str>)> = Vec::new();
+    for node_id in changed_actions {
+        let Some(state) = execution.detail.actions.get(node_id) else {
+            return Err(Error::internal(format!(
+                "changed action {node_id} is unknown"
+            )));
+        };
+        match groups.iter_mut().find(|(s, _)| *s == state) {
+            Some((_, ids)) => ids.push(node_id),
+            None => groups.push((state, vec![node_id])),
+        }
+    }
+    for (state, node_ids) in groups {
+        let mut values = rows::action_row(h.seq, "", state);
+        values.execution_seq = NotSet;
+        values.node_id = NotSet;
+        let updated = action::Entity::update_many()
+            .set(values)
+            .filter(action::Column::ExecutionSeq.eq(h.seq))
+            .filter(action::Column::NodeId.is_in(node_ids.iter().copied()))
+            .exec(conn)
+            .await?;
+        if updated.rows_affected != node_ids.len() as u64 {
+            return Err(Error::internal(format!(
+                "execution {}: {} of {} action rows updated",
+                h.id,
+                updated.rows_affected,
+                node_ids.len()
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! Execution ids: the public UUIDv7, the short hashid derived from the internal sequence
+//! (with the sqids library), and parsing a caller's reference that may be either.
+
+use std::fmt;
+
+use sqids::Sqids;
+use uuid::Uuid;
+
+/// Public id of an execution: a UUIDv7, so ids sort by creation time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExecutionId(Uuid);
+
+impl ExecutionId {
+    /// Wraps a UUID.
+    pub fn new(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
+    /// A fresh, time-ordered id.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// The UUID inside.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for ExecutionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// How a caller names an execution: by UUID or by hashid (decoded to its sequence number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutionRef {
+    /// By public UUID.
+    Id(ExecutionId),
+    /// By hashid, decoded to the internal sequence number.
+    Seq(i64),
+}
+
+/// The reference is neither a UUID nor a possible hashid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "an execution id is a UUID or a hashid (5 to {MAX_HASHID_CHARS} lowercase letters and digits)"
+)]
+pub struct MalformedRef;
+
+/// Alphabet of hashids: lowercase letters and digits (sqids shuffles it).
+const HASHID_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
+/// Shortest hashid.
+pub const MIN_HASHID_CHARS: usize = 5;
+/// Longest string taken for a hashid (an i64 encodes to far fewer).
+pub const MAX_HASHID_CHARS: usize = 32;
+
+/// Encodes sequence numbers as hashids and back.
+#[derive(Debug)]
+pub struct HashidCodec {
+    sqids: Sqids,
+}
+
+impl Default for HashidCodec {
+    fn default() -> Self {
+        let sqids = Sqids::builder()
+            .alphabet(HASHID_ALPHABET.chars().collect())
+            .min_length(MIN_HASHID_CHARS as u8)
+            .build()
+            .expect("the alphabet and length are valid constants");
+        Self { sqids }
+    }
+}
+
+impl HashidCodec {
+    /// The hashid of a sequence number (sequence numbers start at 1).
+    pub fn encode(&self, seq: i64) -> String {
+        let n = u64::try_from(seq).unwrap_or_default();
+        self.sqids.encode(&[n]).unwrap_or_default()
+    }
+
+    /// The sequence number of a hashid, if it is the canonical encoding of exactly one.
+    pub fn decode(&self, hashid: &str) -> Option<i64> {
+        match self.sqids.decode(hashid).as_slice() {
+            [n] => {
+                let seq = i64::try_from(*n).ok()?;
+                (self.encode(seq) == hashid).then_some(seq)
+            }
+            _ => None,
+        }
+    }
+
+    /// Parses a caller's reference. A UUID is taken as is; a string that could be a hashid
+    /// but decodes to nothing becomes `Seq(0)`, which names no execution (NOT_FOUND, not
+    /// INVALID_ARGUMENT, since it is well-formed).
+    pub fn parse_ref(&self, raw: &str) -> Result<ExecutionRef, MalformedRef> {
+        if let Ok(uuid) = Uuid::try_parse(raw) {
+            return Ok(ExecutionRef::Id(ExecutionId(uuid)));
+        }
+        let possible = (MIN_HASHID_CHARS..=MAX_HASHID_CHARS).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !possible {
+            return Err(MalformedRef);
+        }
+        Ok(ExecutionRef::Seq(self.decode(raw).unwrap_or(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashids_are_short_lowercase_and_round_trip() {
+        let codec = HashidCodec::default();
+        let mut seen = std::collections::HashSet::new();
+        for seq in (1..2_000).chain([i64::MAX / 2, i64::MAX]) {
+            let h = codec.encode(seq);
+            assert!(h.len() >= MIN_HASHID_CHARS, "{h}");
+            assert!(
+                h.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                "{h}"
+            );
+            assert_eq!(codec.decode(&h), Some(seq));
+            assert_eq!(codec.parse_ref(&h), Ok(ExecutionRef::Seq(seq)));
+            assert!(seen.insert(h));
+        }
+    }
+
+    #[test]
+    fn parses_uuids_and_refuses_garbage() {
+        let codec = HashidCodec::default();
+        let id = "0199b7a3-b994-7588-82bf-549a3600bc27";
+        assert_eq!(
+            codec.parse_ref(id).unwrap(),
+            ExecutionRef::Id(ExecutionId(Uuid::parse_str(id).unwrap()))
+        );
+        for bad in [
+            "",
+            "abc",
+            "UPPER",
+            "has space",
+            "x-y-z-w",
+            &"a".repeat(33),
+            "0199b7a3-b994",
+        ] {
+            assert_eq!(codec.parse_ref(bad), Err(MalformedRef), "{bad:?}");
+        }
+        // Well-formed but not the canonical encoding of anything: names no execution.
+        assert_eq!(codec.parse_ref("aaaaaaaaaa"), Ok(ExecutionRef::Seq(0)));
+    }
+}

@@ -1,0 +1,28 @@
+//! Pure rules of the product, with no I/O: statuses, the template and its graph, the
+//! execution aggregate, the moves of the state machine, ids and time formats. Every other
+//! layer calls these; none restates them.
+
+pub mod execution;
+pub mod ids;
+pub mod listing;
+pub mod rules;
+pub mod status;
+pub mod template;
+pub mod time;
+
+pub use execution::{
+    ActionState, Counts, DEFAULT_USER_KEY, Detail, Execution, FullExecution, Header,
+};
+pub use ids::{ExecutionId, ExecutionRef, HashidCodec, MalformedRef};
+pub use rules::{ActionUpdate, NewExecution, Outcome, RuleViolation};
+pub use status::{ActionStatus, EdgeStatus, ExecutionStatus};
+pub use template::{Edge, Graph, Node, Position, Template, TemplateError};
+
+/// How much of an execution a read returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// Header only: no template, stats, data or log.
+    Basic,
+    /// Everything.
+    Full,
+}

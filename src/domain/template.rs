@@ -1,0 +1,501 @@
+//! The workflow template: its nodes, edges and layout, the rules a template must follow to
+//! be run, and the graph queries (predecessors, edge ids) the state machine needs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+/// The `type` of the one node every template starts from.
+pub const START_NODE_TYPE: &str = "Start";
+/// Most nodes a template may have, the Start node included.
+pub const MAX_NODES: usize = 1_000;
+/// Most edges a template may have.
+pub const MAX_EDGES: usize = 10_000;
+/// Longest node id, in characters.
+pub const MAX_NODE_ID_CHARS: usize = 64;
+/// Longest node name or node type, in characters.
+pub const MAX_NODE_NAME_CHARS: usize = 256;
+/// Most entries in `action_types`.
+pub const MAX_ACTION_TYPES: usize = 1_000;
+
+/// Layout of a workflow: a DAG of nodes with exactly one Start node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    /// Every node; exactly one has type [`START_NODE_TYPE`].
+    pub nodes: Vec<Node>,
+    /// Directed edges between nodes.
+    pub edges: Vec<Edge>,
+    /// Canvas position of each node, by node id.
+    #[serde(default)]
+    pub positions: BTreeMap<String, Position>,
+    /// Canvas width.
+    #[serde(default)]
+    pub width: f64,
+    /// Canvas height.
+    #[serde(default)]
+    pub height: f64,
+    /// Action types the template uses.
+    #[serde(default)]
+    pub action_types: Vec<String>,
+}
+
+/// One node of a template: the Start node or an action.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Unique id within the template.
+    pub id: String,
+    /// `Start`, or the action's type.
+    #[serde(rename = "type")]
+    pub node_type: String,
+    /// Name for people.
+    #[serde(default)]
+    pub name: String,
+    /// The action's parameters (a JSON object), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A directed edge between two nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Edge {
+    /// Id of the source node.
+    pub source: String,
+    /// Id of the target node.
+    pub target: String,
+}
+
+/// Canvas position of a node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    /// Horizontal coordinate.
+    pub x: f64,
+    /// Vertical coordinate.
+    pub y: f64,
+}
+
+/// Why a template cannot be run. `field` names the offending request field, relative to
+/// the template (e.g. `nodes[3].id`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TemplateError {
+    /// Stable UPPER_SNAKE reason.
+    pub reason: &'static str,
+    /// Path of the offending field inside the template.
+    pub field: String,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl TemplateError {
+    fn new(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Edge {
+    /// The edge's id in `stats`: `"<source>-<target>"`.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.source, self.target)
+    }
+}
+
+impl Node {
+    /// True for the node every execution starts from.
+    pub fn is_start(&self) -> bool {
+        self.node_type == START_NODE_TYPE
+    }
+}
+
+impl Template {
+    /// Ids of the action nodes (every node but Start), in template order.
+    pub fn action_ids(&self) -> impl Iterator<Item = &str> {
+        self.nodes
+            .iter()
+            .filter(|n| !n.is_start())
+            .map(|n| n.id.as_str())
+    }
+
+    /// Checks every rule a template must follow before it can run: exactly one Start node,
+    /// at least one action, bounded and unique node ids (that no edge id collides with),
+    /// edges between existing nodes, none into Start, no duplicate edge, and no cycle.
+    pub fn validate(&self) -> Result<(), TemplateError> {
+        if self.nodes.len() > MAX_NODES {
+            return Err(TemplateError::new(
+                "TEMPLATE_TOO_MANY_NODES",
+                "nodes",
+                format!(
+                    "a template has at most {MAX_NODES} nodes, got {}",
+                    self.nodes.len()
+                ),
+            ));
+        }
+        if self.edges.len() > MAX_EDGES {
+            return Err(TemplateError::new(
+                "TEMPLATE_TOO_MANY_EDGES",
+                "edges",
+                format!(
+                    "a template has at most {MAX_EDGES} edges, got {}",
+                    self.edges.len()
+                ),
+            ));
+        }
+        if self.action_types.len() > MAX_ACTION_TYPES
+            || self
+                .action_types
+                .iter()
+                .any(|t| t.chars().count() > MAX_NODE_NAME_CHARS)
+        {
+            return Err(TemplateError::new(
+                "TEMPLATE_INVALID_ACTION_TYPES",
+                "action_types",
+                format!(
+                    "at most {MAX_ACTION_TYPES} action types of at most {MAX_NODE_NAME_CHARS} characters"
+                ),
+            ));
+        }
+        let finite_layout = self.width.is_finite()
+            && self.height.is_finite()
+            && self
+                .positions
+                .values()
+                .all(|p| p.x.is_finite() && p.y.is_finite());
+        if !finite_layout {
+            return Err(TemplateError::new(
+                "TEMPLATE_INVALID_LAYOUT",
+                "positions",
+                "width, height and positions must be finite numbers",
+            ));
+        }
+        let mut ids = HashSet::with_capacity(self.nodes.len());
+        for (i, node) in self.nodes.iter().enumerate() {
+            check_node(i, node)?;
+            if !ids.insert(node.id.as_str()) {
+                return Err(TemplateError::new(
+                    "TEMPLATE_DUPLICATE_NODE_ID",
+                    format!("nodes[{i}].id"),
+                    format!("node id {:?} is used more than once", node.id),
+                ));
+            }
+        }
+        let starts: Vec<&Node> = self.nodes.iter().filter(|n| n.is_start()).collect();
+        if starts.len() != 1 {
+            return Err(TemplateError::new(
+                "TEMPLATE_START_NODE_COUNT",
+                "nodes",
+                format!(
+                    "a template has exactly one node of type {START_NODE_TYPE:?}, got {}",
+                    starts.len()
+                ),
+            ));
+        }
+        if self.nodes.len() == 1 {
+            return Err(TemplateError::new(
+                "TEMPLATE_NO_ACTIONS",
+                "nodes",
+                "a template needs at least one action besides the Start node",
+            ));
+        }
+        let start_id = starts[0].id.as_str();
+        let mut edge_ids = HashSet::with_capacity(self.edges.len());
+        for (i, edge) in self.edges.iter().enumerate() {
+            for (end, id) in [("source", &edge.source), ("target", &edge.target)] {
+                if !ids.contains(id.as_str()) {
+                    return Err(TemplateError::new(
+                        "TEMPLATE_UNKNOWN_EDGE_NODE",
+                        format!("edges[{i}].{end}"),
+                        format!("edge {end} {id:?} is not a node of the template"),
+                    ));
+                }
+            }
+            if edge.target == start_id {
+                return Err(TemplateError::new(
+                    "TEMPLATE_EDGE_INTO_START",
+                    format!("edges[{i}].target"),
+                    "no edge may lead into the Start node",
+                ));
+            }
+            let edge_id = edge.id();
+            if ids.contains(edge_id.as_str()) || !edge_ids.insert(edge_id.clone()) {
+                return Err(TemplateError::new(
+                    "TEMPLATE_DUPLICATE_EDGE",
+                    format!("edges[{i}]"),
+                    format!("edge id {edge_id:?} is not unique among node and edge ids"),
+                ));
+            }
+        }
+        if let Some(node) = self.node_on_cycle() {
+            return Err(TemplateError::new(
+                "TEMPLATE_HAS_CYCLE",
+                "edges",
+                format!("the edges form a cycle through node {node:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A node that lies on a cycle, if the edges have one (Kahn's algorithm: whatever
+    /// cannot be peeled off in topological order is on or behind a cycle).
+    fn node_on_cycle(&self) -> Option<&str> {
+        let mut indegree: HashMap<&str, usize> =
+            self.nodes.iter().map(|n| (n.id.as_str(), 0)).collect();
+        let mut outgoing: HashMap<&str, Vec<&str>> = HashMap::new();
+        for edge in &self.edges {
+            *indegree.entry(edge.target.as_str()).or_default() += 1;
+            outgoing
+                .entry(edge.source.as_str())
+                .or_default()
+                .push(edge.target.as_str());
+        }
+        let mut ready: Vec<&str> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        while let Some(id) = ready.pop() {
+            indegree.remove(id);
+            for target in outgoing.get(id).into_iter().flatten() {
+                if let Some(d) = indegree.get_mut(target) {
+                    *d -= 1;
+                    if *d == 0 {
+                        ready.push(target);
+                    }
+                }
+            }
+        }
+        self.nodes
+            .iter()
+            .map(|n| n.id.as_str())
+            .find(|id| indegree.contains_key(id))
+    }
+}
+
+fn check_node(i: usize, node: &Node) -> Result<(), TemplateError> {
+    let id_chars = node.id.chars().count();
+    if id_chars == 0 || id_chars > MAX_NODE_ID_CHARS || node.id.chars().any(char::is_whitespace) {
+        return Err(TemplateError::new(
+            "TEMPLATE_INVALID_NODE",
+            format!("nodes[{i}].id"),
+            format!("a node id has 1 to {MAX_NODE_ID_CHARS} characters and no whitespace"),
+        ));
+    }
+    if node.node_type.is_empty() || node.node_type.chars().count() > MAX_NODE_NAME_CHARS {
+        return Err(TemplateError::new(
+            "TEMPLATE_INVALID_NODE",
+            format!("nodes[{i}].type"),
+            format!("a node type has 1 to {MAX_NODE_NAME_CHARS} characters"),
+        ));
+    }
+    if node.name.chars().count() > MAX_NODE_NAME_CHARS {
+        return Err(TemplateError::new(
+            "TEMPLATE_INVALID_NODE",
+            format!("nodes[{i}].name"),
+            format!("a node name has at most {MAX_NODE_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The edges of a validated template, indexed the way the state machine reads them.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    start_id: String,
+    predecessors: HashMap<String, Vec<String>>,
+    edges: Vec<Edge>,
+}
+
+impl Graph {
+    /// Indexes a template that passed [`Template::validate`].
+    pub fn new(template: &Template) -> Self {
+        let start_id = template
+            .nodes
+            .iter()
+            .find(|n| n.is_start())
+            .map(|n| n.id.clone())
+            .unwrap_or_default();
+        let mut predecessors: HashMap<String, Vec<String>> = HashMap::new();
+        for edge in &template.edges {
+            predecessors
+                .entry(edge.target.clone())
+                .or_default()
+                .push(edge.source.clone());
+        }
+        Self {
+            start_id,
+            predecessors,
+            edges: template.edges.clone(),
+        }
+    }
+
+    /// Id of the Start node.
+    pub fn start_id(&self) -> &str {
+        &self.start_id
+    }
+
+    /// Sources of the edges leading into `node_id`.
+    pub fn predecessors(&self, node_id: &str) -> &[String] {
+        self.predecessors
+            .get(node_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// Every edge, in template order.
+    pub fn edges(&self) -> &[Edge] {
+        &self.edges
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn node(id: &str, node_type: &str) -> Node {
+        Node {
+            id: id.into(),
+            node_type: node_type.into(),
+            name: id.to_uppercase(),
+            data: None,
+        }
+    }
+
+    pub(crate) fn edge(source: &str, target: &str) -> Edge {
+        Edge {
+            source: source.into(),
+            target: target.into(),
+        }
+    }
+
+    /// start -> a, start -> b, a -> c, b -> c: a fork and a join.
+    pub(crate) fn diamond() -> Template {
+        Template {
+            nodes: vec![
+                node("start", START_NODE_TYPE),
+                node("a", "Http"),
+                node("b", "Http"),
+                node("c", "Email"),
+            ],
+            edges: vec![
+                edge("start", "a"),
+                edge("start", "b"),
+                edge("a", "c"),
+                edge("b", "c"),
+            ],
+            ..Template::default()
+        }
+    }
+
+    fn reason(template: &Template) -> &'static str {
+        template.validate().unwrap_err().reason
+    }
+
+    #[test]
+    fn a_diamond_is_valid() {
+        diamond().validate().unwrap();
+        assert_eq!(diamond().action_ids().collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn refuses_a_cycle() {
+        let mut t = diamond();
+        t.edges.push(edge("c", "a"));
+        assert_eq!(reason(&t), "TEMPLATE_HAS_CYCLE");
+        let mut t = diamond();
+        t.edges.push(edge("c", "c"));
+        assert_eq!(reason(&t), "TEMPLATE_HAS_CYCLE");
+    }
+
+    #[test]
+    fn refuses_zero_or_two_start_nodes() {
+        let mut t = diamond();
+        t.nodes.push(node("start2", START_NODE_TYPE));
+        assert_eq!(reason(&t), "TEMPLATE_START_NODE_COUNT");
+        let mut t = diamond();
+        t.nodes[0].node_type = "Http".into();
+        assert_eq!(reason(&t), "TEMPLATE_START_NODE_COUNT");
+    }
+
+    #[test]
+    fn refuses_dangling_and_duplicate_edges_and_edges_into_start() {
+        let mut t = diamond();
+        t.edges.push(edge("a", "ghost"));
+        assert_eq!(reason(&t), "TEMPLATE_UNKNOWN_EDGE_NODE");
+        let mut t = diamond();
+        t.edges.push(edge("a", "c"));
+        assert_eq!(reason(&t), "TEMPLATE_DUPLICATE_EDGE");
+        let mut t = diamond();
+        t.edges.push(edge("a", "start"));
+        assert_eq!(reason(&t), "TEMPLATE_EDGE_INTO_START");
+    }
+
+    #[test]
+    fn refuses_an_edge_id_that_is_a_node_id() {
+        let mut t = diamond();
+        t.nodes.push(node("a-c", "Http"));
+        assert_eq!(reason(&t), "TEMPLATE_DUPLICATE_EDGE");
+    }
+
+    #[test]
+    fn refuses_bad_node_ids_and_sizes() {
+        let mut t = diamond();
+        t.nodes[1].id = "b".into();
+        assert_eq!(reason(&t), "TEMPLATE_DUPLICATE_NODE_ID");
+        let mut t = diamond();
+        t.nodes[1].id = String::new();
+        assert_eq!(reason(&t), "TEMPLATE_INVALID_NODE");
+        let mut t = diamond();
+        t.nodes[1].id = "x".repeat(MAX_NODE_ID_CHARS + 1);
+        assert_eq!(reason(&t), "TEMPLATE_INVALID_NODE");
+        let mut t = diamond();
+        t.nodes[1].id = "has space".into();
+        assert_eq!(reason(&t), "TEMPLATE_INVALID_NODE");
+        let mut t = diamond();
+        t.nodes
+            .extend((0..MAX_NODES).map(|i| node(&format!("n{i}"), "Http")));
+        assert_eq!(reason(&t), "TEMPLATE_TOO_MANY_NODES");
+        let t = Template {
+            nodes: vec![node("start", START_NODE_TYPE)],
+            ..Template::default()
+        };
+        assert_eq!(reason(&t), "TEMPLATE_NO_ACTIONS");
+    }
+
+    #[test]
+    fn refuses_non_finite_layout() {
+        let mut t = diamond();
+        t.width = f64::NAN;
+        assert_eq!(reason(&t), "TEMPLATE_INVALID_LAYOUT");
+        let mut t = diamond();
+        t.positions.insert(
+            "a".into(),
+            Position {
+                x: f64::INFINITY,
+                y: 0.0,
+            },
+        );
+        assert_eq!(reason(&t), "TEMPLATE_INVALID_LAYOUT");
+    }
+
+    #[test]
+    fn exactly_max_nodes_is_fine() {
+        let mut t = Template {
+            nodes: vec![node("start", START_NODE_TYPE)],
+            ..Template::default()
+        };
+        t.nodes
+            .extend((1..MAX_NODES).map(|i| node(&format!("n{i}"), "Http")));
+        t.validate().unwrap();
+    }
+
+    #[test]
+    fn graph_lists_predecessors() {
+        let g = Graph::new(&diamond());
+        assert_eq!(g.start_id(), "start");
+        assert_eq!(g.predecessors("c"), ["a", "b"]);
+        assert!(g.predecessors("start").is_empty());
+        assert_eq!(g.edges()[2].id(), "a-c");
+    }
+}

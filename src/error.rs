@@ -1,0 +1,71 @@
+//! The one error type of the request path. Each variant is a decision about what the
+//! caller is told; `grpc::status` maps every variant to a gRPC code, an `ErrorInfo` reason
+//! and, for bad fields, a `BadRequest` violation.
+
+use crate::domain::RuleViolation;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is malformed or out of bounds.
+    #[error("{message}")]
+    InvalidField {
+        /// Path of the field in the request (e.g. `template.nodes[2].id`).
+        field: String,
+        /// Stable UPPER_SNAKE reason.
+        reason: &'static str,
+        /// What is wrong, for people.
+        message: String,
+    },
+    /// No execution has that id (or it is not visible to the caller).
+    #[error("execution {0} not found")]
+    ExecutionNotFound(String),
+    /// The request breaks a rule of the state machine.
+    #[error(transparent)]
+    Rule(#[from] RuleViolation),
+    /// A watch asked to resume from a revision the execution has not reached.
+    #[error("since_revision {requested} is ahead of the current revision {current}")]
+    RevisionAhead {
+        /// What the caller asked for.
+        requested: i64,
+        /// What the execution has.
+        current: i64,
+    },
+    /// The RPC exists in the contract but this server does not serve it yet.
+    #[error("{0} is not implemented yet")]
+    NotImplemented(&'static str),
+    /// The database cannot be reached; the caller may retry.
+    #[error("database unavailable")]
+    DatabaseUnavailable {
+        /// Detail for the logs, never sent to the caller.
+        detail: String,
+    },
+    /// Something that should not happen; logged in full, opaque to the caller.
+    #[error("internal error")]
+    Internal {
+        /// Detail for the logs, never sent to the caller.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// A bad request field.
+    pub fn invalid(
+        field: impl Into<String>,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::InvalidField {
+            field: field.into(),
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// An internal error with detail for the logs.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::Internal {
+            detail: detail.to_string(),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `ExecutionService` handlers: parse the request, call the use case, write the response.
+
+use std::pin::Pin;
+
+use chrono_tz::Tz;
+use futures::Stream;
+use tonic::{Request, Response, Status};
+
+use super::from_proto;
+use super::to_proto::Presentation;
+use crate::domain::{Execution, View};
+use crate::error::Error;
+use crate::proto::v1 as pb;
+use crate::proto::v1::execution_service_server::ExecutionService;
+use crate::service::Executions;
+
+/// Serves the `workflow.executions.v1.ExecutionService` RPCs.
+#[derive(Clone, Debug)]
+pub struct ExecutionApi {
+    executions: Executions,
+    default_zone: Tz,
+}
+
+impl ExecutionApi {
+    /// Serves `executions`, writing times in `default_zone` unless a request names one.
+    pub fn new(executions: Executions, default_zone: Tz) -> Self {
+        Self {
+            executions,
+            default_zone,
+        }
+    }
+
+    fn presentation(
+        &self,
+        view: i32,
+        default_view: View,
+        zone: &str,
+    ) -> Result<Presentation<'_>, Error> {
+        Ok(Presentation {
+            view: from_proto::view(view, default_view)?,
+            zone: from_proto::time_zone(zone, self.default_zone)?,
+            hashids: self.executions.hashids(),
+        })
+    }
+
+    fn respond(
+        &self,
+        out: &Presentation<'_>,
+        execution: impl Into<Execution>,
+    ) -> Response<pb::Execution> {
+        Response::new(out.execution(&execution.into()))
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchExecutionResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ExecutionService for ExecutionApi {
+    async fn get_execution(
+        &self,
+        request: Request<pb::GetExecutionRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        let req = request.into_inner();
+        let out = self.presentation(req.view, View::Full, &req.time_zone)?;
+        let target = from_proto::execution_ref(self.executions.hashids(), "id", &req.id)?;
+        let execution = self.executions.get(target, out.view).await?;
+        Ok(self.respond(&out, execution))
+    }
+
+    async fn list_executions(
+        &self,
+        request: Request<pb::ListExecutionsRequest>,
+    ) -> Result<Response<pb::ListExecutionsResponse>, Status> {
+        let req = request.into_inner();
+        let zone = from_proto::time_zone(&req.time_zone, self.default_zone)?;
+        let list = from_proto::list_request(req)?;
+        let out = Presentation {
+            view: list.view,
+            zone,
+            hashids: self.executions.hashids(),
+        };
+        let page = self.executions.list(list).await?;
+        Ok(Response::new(pb::ListExecutionsResponse {
+            executions: page.executions.iter().map(|e| out.execution(e)).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn stop_execution(
+        &self,
+        request: Request<pb::StopExecutionRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        let req = request.into_inner();
+        let out = self.presentation(req.view, View::Full, &req.time_zone)?;
+        let target = from_proto::execution_ref(self.executions.hashids(), "id", &req.id)?;
+        from_proto::stop_reason(&req.reason)?;
+        let execution = self.executions.stop(target, &req.reason).await?;
+        Ok(self.respond(&out, execution))
+    }
+
+    type WatchExecutionStream = WatchStream;
+
+    async fn watch_execution(
+        &self,
+        _request: Request<pb::WatchExecutionRequest>,
+    ) -> Result<Response<Self::WatchExecutionStream>, Status> {
+        Err(Error::NotImplemented("WatchExecution").into())
+    }
+
+    async fn start_execution(
+        &self,
+        request: Request<pb::StartExecutionRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        let mut req = request.into_inner();
+        let out = self.presentation(req.view, View::Full, &std::mem::take(&mut req.time_zone))?;
+        let new = from_proto::new_execution(req)?;
+        let execution = self.executions.start(new).await?;
+        Ok(self.respond(&out, execution))
+    }
+
+    async fn update_action(
+        &self,
+        request: Request<pb::UpdateActionRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        let req = request.into_inner();
+        let out = self.presentation(req.view, View::Full, &req.time_zone)?;
+        let target = from_proto::execution_ref(
+            self.executions.hashids(),
+            "execution_id",
+            &req.execution_id,
+        )?;
+        let update = from_proto::action_update(&req)?;
+        let execution = self.executions.update_action(target, update).await?;
+        Ok(self.respond(&out, execution))
+    }
+}

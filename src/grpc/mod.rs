@@ -1,0 +1,95 @@
+//! The transport: request validation, proto <-> domain conversion, errors as gRPC statuses,
+//! and the server itself (the API, server reflection v1 and v1alpha, and grpc.health.v1).
+
+mod from_proto;
+mod handler;
+mod status;
+mod structs;
+mod to_proto;
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+pub use handler::ExecutionApi;
+pub use status::ERROR_DOMAIN;
+
+use crate::proto::v1::FILE_DESCRIPTOR_SET;
+use crate::proto::v1::execution_service_server::ExecutionServiceServer;
+use crate::service::Executions;
+
+/// Settings of the gRPC server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Zone for times when a request names none.
+    pub default_time_zone: Tz,
+    /// How long in-flight calls may run after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            default_time_zone: Tz::UTC,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then marks health NOT_SERVING,
+/// stops accepting, and lets in-flight calls finish for at most the grace period.
+pub async fn run(
+    config: ServerConfig,
+    executions: Executions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<ExecutionServiceServer<ExecutionApi>>()
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let api = ExecutionServiceServer::new(ExecutionApi::new(executions, config.default_time_zone));
+    let local_addr = listener.local_addr()?;
+
+    let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(api)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                let _ = stopped.await;
+            },
+        );
+    let mut server = tokio::spawn(server);
+    tracing::info!(%local_addr, "serving workflow.executions.v1.ExecutionService");
+
+    tokio::select! {
+        result = &mut server => return Ok(result??),
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down");
+    health
+        .set_not_serving::<ExecutionServiceServer<ExecutionApi>>()
+        .await;
+    let _ = stop_accepting.send(());
+    match tokio::time::timeout(config.shutdown_grace, &mut server).await {
+        Ok(result) => result??,
+        Err(_) => {
+            tracing::warn!(grace = ?config.shutdown_grace, "calls still running after the grace period; closing");
+            server.abort();
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! The wire form of [`Error`]: a canonical gRPC code, a short message, an `ErrorInfo`
+//! detail (domain `executions`, an UPPER_SNAKE reason) and, for bad fields, a `BadRequest`
+//! violation naming the field. The match is exhaustive: a new variant forces a decision.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::domain::RuleViolation;
+use crate::error::Error;
+
+/// `ErrorInfo.domain` of every error this service returns.
+pub const ERROR_DOMAIN: &str = "executions";
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        let message = err.to_string();
+        let mut metadata = HashMap::new();
+        let mut field = None;
+        let (code, reason) = match &err {
+            Error::InvalidField {
+                field: name,
+                reason,
+                ..
+            } => {
+                field = Some(name.clone());
+                (Code::InvalidArgument, *reason)
+            }
+            Error::ExecutionNotFound(_) => (Code::NotFound, "EXECUTION_NOT_FOUND"),
+            Error::Rule(rule) => match rule {
+                RuleViolation::ActionNotFound { .. } => {
+                    field = Some("node_id".to_owned());
+                    (Code::NotFound, "ACTION_NOT_FOUND")
+                }
+                RuleViolation::ExecutionStopped => (Code::FailedPrecondition, "EXECUTION_STOPPED"),
+                RuleViolation::ExecutionFinished { .. } => {
+                    (Code::FailedPrecondition, "EXECUTION_ALREADY_FINISHED")
+                }
+                RuleViolation::RevisionMismatch { current, .. } => {
+                    metadata.insert("current_revision".to_owned(), current.to_string());
+                    (Code::Aborted, "REVISION_MISMATCH")
+                }
+                RuleViolation::InvalidTransition { .. } => {
+                    (Code::FailedPrecondition, "INVALID_TRANSITION")
+                }
+                RuleViolation::ActionNotReady { .. } => {
+                    (Code::FailedPrecondition, "ACTION_NOT_READY")
+                }
+            },
+            Error::RevisionAhead { current, .. } => {
+                field = Some("since_revision".to_owned());
+                metadata.insert("current_revision".to_owned(), current.to_string());
+                (Code::OutOfRange, "REVISION_AHEAD")
+            }
+            Error::NotImplemented(_) => (Code::Unimplemented, "NOT_IMPLEMENTED"),
+            Error::DatabaseUnavailable { detail } => {
+                tracing::warn!(error = %detail, "database unavailable");
+                (Code::Unavailable, "DATABASE_UNAVAILABLE")
+            }
+            Error::Internal { detail } => {
+                tracing::error!(error = %detail, "internal error");
+                (Code::Internal, "INTERNAL")
+            }
+        };
+        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+        if let Some(field) = field {
+            details.add_bad_request_violation(field, message.clone());
+        }
+        Status::with_error_details(code, message, details)
+    }
+}

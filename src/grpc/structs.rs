@@ -1,0 +1,60 @@
+//! `google.protobuf.Struct` <-> JSON, in both directions.
+
+use prost_types::value::Kind;
+use prost_types::{ListValue, Struct, Value};
+use serde_json::{Map, Number};
+
+/// A number that JSON cannot hold (NaN or infinite).
+#[derive(Debug)]
+pub struct NonFiniteNumber;
+
+/// The JSON object a Struct holds.
+pub fn struct_to_json(s: Struct) -> Result<Map<String, serde_json::Value>, NonFiniteNumber> {
+    s.fields
+        .into_iter()
+        .map(|(k, v)| Ok((k, value_to_json(v)?)))
+        .collect()
+}
+
+fn value_to_json(v: Value) -> Result<serde_json::Value, NonFiniteNumber> {
+    Ok(match v.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
+        Some(Kind::NumberValue(n)) => {
+            serde_json::Value::Number(Number::from_f64(n).ok_or(NonFiniteNumber)?)
+        }
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+        Some(Kind::ListValue(list)) => serde_json::Value::Array(
+            list.values
+                .into_iter()
+                .map(value_to_json)
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_to_json(s)?),
+    })
+}
+
+/// The Struct that holds a JSON object.
+pub fn json_to_struct(map: &Map<String, serde_json::Value>) -> Struct {
+    Struct {
+        fields: map
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect(),
+    }
+}
+
+/// The protobuf Value of a JSON value.
+pub fn json_to_value(v: &serde_json::Value) -> Value {
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(map) => Kind::StructValue(json_to_struct(map)),
+    };
+    Value { kind: Some(kind) }
+}

@@ -1,0 +1,155 @@
+//! Domain -> responses: an execution in the requested view and time zone.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::structs::json_to_struct;
+use crate::domain::{
+    ActionState, ActionStatus, Detail, EdgeStatus, Execution, ExecutionStatus, HashidCodec,
+    Template, View, time,
+};
+use crate::proto::v1 as pb;
+
+/// `Execution.object` of every execution.
+pub const OBJECT_TYPE: &str = "execution";
+
+/// How to write an execution: which view, in which zone.
+#[derive(Clone, Copy, Debug)]
+pub struct Presentation<'a> {
+    /// BASIC leaves out template, stats, data and log.
+    pub view: View,
+    /// Zone of `created_at` and `created_at_string`.
+    pub zone: Tz,
+    /// For `hashid`.
+    pub hashids: &'a HashidCodec,
+}
+
+impl Presentation<'_> {
+    /// The wire form of an execution.
+    pub fn execution(&self, e: &Execution) -> pb::Execution {
+        let h = &e.header;
+        let mut out = pb::Execution {
+            hashid: self.hashids.encode(h.seq),
+            actions_count: h.counts.total(),
+            completed_actions_count: h.counts.completed,
+            created_at: time::format_in_zone(h.created_at, self.zone),
+            created_at_string: time::format_for_people(h.created_at, self.zone),
+            created_at_utc: time::format_utc(h.created_at),
+            failed_actions_count: h.counts.failed,
+            id: h.id.to_string(),
+            idle_actions_count: h.counts.idle,
+            key: h.key.clone(),
+            name: h.name.clone(),
+            object: OBJECT_TYPE.to_owned(),
+            running_actions_count: h.counts.running,
+            status: execution_status(h.status) as i32,
+            stopped_actions_count: h.counts.stopped,
+            revision: h.revision,
+            user_key: h.user_key.clone(),
+            scheduled_actions_count: h.counts.scheduled,
+            updated_at_utc: time::format_utc(h.updated_at),
+            stop_reason: h.stop_reason.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        if let (View::Full, Some(detail)) = (self.view, &e.detail) {
+            out.template = Some(template(&detail.template));
+            out.stats = stats(detail);
+            out.execution_data = detail
+                .execution_data
+                .as_ref()
+                .and_then(|v| v.as_object())
+                .map(json_to_struct);
+            out.log = Some(prost_types::Struct::default());
+        }
+        out
+    }
+}
+
+fn stats(detail: &Detail) -> std::collections::HashMap<String, pb::Stat> {
+    let actions = detail.actions.iter().map(|(id, a)| {
+        let stat = pb::stat::Kind::Action(action_stat(a));
+        (id.clone(), pb::Stat { kind: Some(stat) })
+    });
+    let edges = detail.edge_statuses().into_iter().map(|(id, status)| {
+        let status = match status {
+            EdgeStatus::Open => pb::EdgeStatus::Open,
+            EdgeStatus::Closed => pb::EdgeStatus::Closed,
+        };
+        let stat = pb::stat::Kind::Edge(pb::EdgeStat {
+            status: status as i32,
+        });
+        (id, pb::Stat { kind: Some(stat) })
+    });
+    actions.chain(edges).collect()
+}
+
+fn action_stat(a: &ActionState) -> pb::ActionStat {
+    pb::ActionStat {
+        status: action_status(a.status) as i32,
+        scheduled_at: a.scheduled_at.map(timestamp),
+        completed_at: a.completed_at.map(timestamp),
+        stopped_at: a.stopped_at.map(timestamp),
+        failed_at: a.failed_at.map(timestamp),
+        started_at: a.started_at.map(timestamp),
+        failure_note: a.failure_note.clone().unwrap_or_default(),
+    }
+}
+
+fn template(t: &Template) -> pb::Template {
+    pb::Template {
+        nodes: t
+            .nodes
+            .iter()
+            .map(|n| pb::Node {
+                id: n.id.clone(),
+                r#type: n.node_type.clone(),
+                name: n.name.clone(),
+                data: n.data.as_ref().map(json_to_struct),
+            })
+            .collect(),
+        edges: t
+            .edges
+            .iter()
+            .map(|e| pb::Edge {
+                source: e.source.clone(),
+                target: e.target.clone(),
+            })
+            .collect(),
+        positions: t
+            .positions
+            .iter()
+            .map(|(id, p)| (id.clone(), pb::Position { x: p.x, y: p.y }))
+            .collect(),
+        width: t.width,
+        height: t.height,
+        action_types: t.action_types.clone(),
+    }
+}
+
+/// The wire form of a time.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn execution_status(s: ExecutionStatus) -> pb::ExecutionStatus {
+    match s {
+        ExecutionStatus::Running => pb::ExecutionStatus::Running,
+        ExecutionStatus::Completed => pb::ExecutionStatus::Completed,
+        ExecutionStatus::Failed => pb::ExecutionStatus::Failed,
+        ExecutionStatus::Stopped => pb::ExecutionStatus::Stopped,
+    }
+}
+
+fn action_status(s: ActionStatus) -> pb::ActionStatus {
+    match s {
+        ActionStatus::Idle => pb::ActionStatus::Idle,
+        ActionStatus::Scheduled => pb::ActionStatus::Scheduled,
+        ActionStatus::Running => pb::ActionStatus::Running,
+        ActionStatus::Completed => pb::ActionStatus::Completed,
+        ActionStatus::Failed => pb::ActionStatus::Failed,
+        ActionStatus::Stopped => pb::ActionStatus::Stopped,
+    }
+}

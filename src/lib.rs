@@ -1,0 +1,87 @@
+//! **executions**: the Executions API of a workflow-automation platform, over gRPC.
+//!
+//! It stores every execution of a workflow template (a DAG of actions), lets callers
+//! monitor executions (get, list, watch) and control them (stop), and lets the workflow
+//! engine report each action's progress, keeping every stored execution consistent.
+//!
+//! # Layout
+//!
+//! In the order a request flows:
+//!
+//! - [`grpc`]: the transport. Validates requests, converts proto <-> domain, maps
+//!   [`Error`] to a `tonic::Status`, and assembles the server ([`grpc::run`]).
+//! - [`service`]: the use cases (start, update an action, stop, get, list). Opens
+//!   transactions, applies the domain rules, and publishes every committed change.
+//! - [`domain`]: the pure rules: statuses, transitions, readiness, counts, ids, times.
+//! - [`db`]: SeaORM entities, migrations and queries; returns domain types.
+//! - [`watch`]: the hub that tells watchers an execution changed.
+//! - [`config`]: the command line and environment settings.
+//! - [`proto`]: code generated from `proto/`.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod proto;
+pub mod service;
+pub mod watch;
+
+pub use error::Error;
+
+/// Runs `executions serve`: connects to the database (running migrations), binds the
+/// listen address, and serves until SIGINT or SIGTERM.
+pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let db = db::Database::connect(&args.database_url, args.db_max_connections)
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact(&args.database_url)))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let executions = service::Executions::new(db, watch::ChangeHub::default());
+    grpc::run(
+        args.server_config(),
+        executions,
+        listener,
+        shutdown_signal(),
+    )
+    .await
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

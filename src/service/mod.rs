@@ -1,0 +1,194 @@
+//! The use cases: start an execution, report an action's progress, stop, get and list.
+//!
+//! Every change goes through [`Executions::change`], the one place where changes are
+//! committed: it locks the execution, applies a domain rule, saves the result guarded by
+//! the revision it started from, commits, and only then publishes the new revision to the
+//! watch hub, so watchers never see a change that could still roll back.
+
+mod page_token;
+
+use chrono::Utc;
+
+use crate::db::{self, Database};
+use crate::domain::listing::{Cursor, ListFilter, ListQuery, SortOrder};
+use crate::domain::rules::{self, ActionUpdate, NewExecution, Outcome, RuleViolation};
+use crate::domain::time::to_stored_precision;
+use crate::domain::{Execution, ExecutionId, ExecutionRef, FullExecution, HashidCodec, View};
+use crate::error::Error;
+use crate::watch::ChangeHub;
+
+/// A page request as the transport hands it over, already validated field by field.
+#[derive(Clone, Debug)]
+pub struct ListRequest {
+    /// What must match.
+    pub filter: ListFilter,
+    /// In which order.
+    pub order: SortOrder,
+    /// Rows per page (already defaulted and clamped).
+    pub page_size: u64,
+    /// Opaque token from the previous page; empty for the first.
+    pub page_token: String,
+    /// How much of each execution.
+    pub view: View,
+}
+
+/// One page of executions.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// The executions, in order.
+    pub executions: Vec<Execution>,
+    /// Token for the next page; empty on the last page.
+    pub next_page_token: String,
+}
+
+/// The use cases, over one database and one change hub.
+#[derive(Clone, Debug)]
+pub struct Executions {
+    db: Database,
+    hub: ChangeHub,
+    hashids: std::sync::Arc<HashidCodec>,
+}
+
+impl Executions {
+    /// Serves executions stored in `db`, announcing changes on `hub`.
+    pub fn new(db: Database, hub: ChangeHub) -> Self {
+        Self {
+            db,
+            hub,
+            hashids: Default::default(),
+        }
+    }
+
+    /// Encodes and decodes hashids.
+    pub fn hashids(&self) -> &HashidCodec {
+        &self.hashids
+    }
+
+    /// The hub changes are announced on.
+    pub fn hub(&self) -> &ChangeHub {
+        &self.hub
+    }
+
+    /// True when the database answers.
+    pub async fn database_is_up(&self) -> bool {
+        self.db.ping().await
+    }
+
+    /// Creates an execution of a validated template. With a request id, the tenant's
+    /// earlier execution with that id is returned instead of creating a second one.
+    pub async fn start(&self, new: NewExecution) -> Result<FullExecution, Error> {
+        let request_id = new.request_id.clone();
+        if let Some(request_id) = &request_id
+            && let Some(existing) =
+                db::find_by_request_id(self.db.conn(), &new.user_key, request_id).await?
+        {
+            return Ok(existing);
+        }
+        let user_key = new.user_key.clone();
+        let now = to_stored_precision(Utc::now());
+        let mut execution = rules::create(new, ExecutionId::generate(), now);
+        let (_guard, txn) = self.db.begin_write().await?;
+        match db::insert_execution(&txn, &execution, request_id.clone()).await? {
+            Some(seq) => {
+                txn.commit().await?;
+                execution.header.seq = seq;
+                self.hub
+                    .publish(execution.header.id, execution.header.revision);
+                tracing::info!(execution = %execution.header.id, seq, "execution started");
+                Ok(execution)
+            }
+            None => {
+                // A concurrent call with the same request id won the race: return its
+                // execution.
+                txn.rollback().await?;
+                let request_id = request_id.unwrap_or_default();
+                db::find_by_request_id(self.db.conn(), &user_key, &request_id)
+                    .await?
+                    .ok_or_else(|| Error::internal("request id collided with no execution"))
+            }
+        }
+    }
+
+    /// Applies an action's progress report.
+    pub async fn update_action(
+        &self,
+        target: ExecutionRef,
+        update: ActionUpdate,
+    ) -> Result<FullExecution, Error> {
+        self.change(target, |execution, now| {
+            rules::apply_update(execution, &update, now)
+        })
+        .await
+    }
+
+    /// Stops an execution (a no-op on a stopped one).
+    pub async fn stop(&self, target: ExecutionRef, reason: &str) -> Result<FullExecution, Error> {
+        self.change(target, |execution, now| rules::stop(execution, reason, now))
+            .await
+    }
+
+    /// Reads one execution.
+    pub async fn get(&self, target: ExecutionRef, view: View) -> Result<Execution, Error> {
+        db::load(self.db.conn(), target, view)
+            .await?
+            .ok_or_else(|| self.not_found(target))
+    }
+
+    /// Reads one page of executions.
+    pub async fn list(&self, request: ListRequest) -> Result<Page, Error> {
+        let fingerprint = page_token::fingerprint(&request.filter, request.order);
+        let after = page_token::decode(&request.page_token, fingerprint)?;
+        let query = ListQuery {
+            filter: request.filter,
+            order: request.order,
+            after,
+            // One more than the page: its presence says whether a next page exists.
+            limit: request.page_size + 1,
+            view: request.view,
+        };
+        let mut executions = db::list(self.db.conn(), &query).await?;
+        let more = executions.len() as u64 > request.page_size;
+        executions.truncate(request.page_size as usize);
+        let next_page_token = match executions.last() {
+            Some(last) if more => page_token::encode(Cursor::of(&last.header), fingerprint),
+            _ => String::new(),
+        };
+        Ok(Page {
+            executions,
+            next_page_token,
+        })
+    }
+
+    /// The one place where changes are committed. Locks the execution, lets `apply` change
+    /// it, saves the change guarded by the revision it started from, commits, then
+    /// publishes. A no-op (`Outcome::Unchanged`) writes nothing and keeps the revision.
+    async fn change<F>(&self, target: ExecutionRef, apply: F) -> Result<FullExecution, Error>
+    where
+        F: FnOnce(&mut FullExecution, chrono::DateTime<Utc>) -> Result<Outcome, RuleViolation>,
+    {
+        let (_guard, txn) = self.db.begin_write().await?;
+        let mut execution = db::load_for_change(&txn, target)
+            .await?
+            .ok_or_else(|| self.not_found(target))?;
+        let now = to_stored_precision(Utc::now());
+        match apply(&mut execution, now)? {
+            Outcome::Unchanged => {
+                txn.rollback().await?;
+            }
+            Outcome::Changed { actions } => {
+                db::save_change(&txn, &execution, &actions).await?;
+                txn.commit().await?;
+                self.hub
+                    .publish(execution.header.id, execution.header.revision);
+            }
+        }
+        Ok(execution)
+    }
+
+    fn not_found(&self, target: ExecutionRef) -> Error {
+        Error::ExecutionNotFound(match target {
+            ExecutionRef::Id(id) => id.to_string(),
+            ExecutionRef::Seq(seq) => self.hashids.encode(seq),
+        })
+    }
+}
