@@ -1,0 +1,15 @@
+//! The integration suite: one binary that starts the real server on port 0 over a real
+//! database and drives it through the generated gRPC client.
+//!
+//! Every test in [`db_tests!`] runs twice: on a fresh SQLite file, and on a fresh
+//! PostgreSQL database when `TEST_DATABASE_URL` is set (under `CI=true` a missing
+//! PostgreSQL fails the run instead of skipping it).
+
+mod harness;
+
+mod bad_input;
+mod concurrency;
+mod grpcurl;
+mod lifecycle;
+mod pagination;
+mod reads;
