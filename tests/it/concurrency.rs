@@ -64,7 +64,9 @@ async fn concurrent_workers_and_stoppers_leave_every_execution_consistent(server
                 let mut client = clients[(i + j) % clients.len()].clone();
                 let id = execution.id.clone();
                 let oks = oks.clone();
-                tasks.push(tokio::spawn(async move { work(&mut client, &id, node_id, &oks).await }));
+                tasks.push(tokio::spawn(async move {
+                    work(&mut client, &id, node_id, &oks).await
+                }));
             }
             if i % 2 == 0 {
                 for k in 0..2 {
@@ -75,7 +77,11 @@ async fn concurrent_workers_and_stoppers_leave_every_execution_consistent(server
                         let delay = rand::rng().random_range(0..15);
                         tokio::time::sleep(Duration::from_millis(delay)).await;
                         match client
-                            .stop_execution(pb::StopExecutionRequest { id, reason: format!("stopper {k}"), ..Default::default() })
+                            .stop_execution(pb::StopExecutionRequest {
+                                id,
+                                reason: format!("stopper {k}"),
+                                ..Default::default()
+                            })
                             .await
                         {
                             Ok(_) => {
@@ -96,11 +102,21 @@ async fn concurrent_workers_and_stoppers_leave_every_execution_consistent(server
             let e = get(&mut clients[0], &id).await;
             assert_consistent(&e);
             let stopped = e.status() == ExecutionStatus::Stopped;
-            assert_eq!(stopped, stop_oks.load(Ordering::SeqCst) > 0, "{id}: stopped iff a stop succeeded");
+            assert_eq!(
+                stopped,
+                stop_oks.load(Ordering::SeqCst) > 0,
+                "{id}: stopped iff a stop succeeded"
+            );
             let expected = 1 + oks.load(Ordering::SeqCst) + i64::from(stopped);
-            assert_eq!(e.revision, expected, "{id}: revision counts exactly the applied changes");
+            assert_eq!(
+                e.revision, expected,
+                "{id}: revision counts exactly the applied changes"
+            );
             if !stopped {
-                assert!(e.status() != ExecutionStatus::Running, "{id}: every worker finished, so did the execution");
+                assert!(
+                    e.status() != ExecutionStatus::Running,
+                    "{id}: every worker finished, so did the execution"
+                );
             }
         }
     }
@@ -109,7 +125,9 @@ async fn concurrent_workers_and_stoppers_leave_every_execution_consistent(server
 /// One worker: moves `node_id` forward until it finishes, the execution finishes, or the
 /// execution is stopped. Counts the calls that applied.
 async fn work(
-    client: &mut executions::proto::v1::execution_service_client::ExecutionServiceClient<tonic::transport::Channel>,
+    client: &mut executions::proto::v1::execution_service_client::ExecutionServiceClient<
+        tonic::transport::Channel,
+    >,
     id: &str,
     node_id: &str,
     oks: &AtomicI64,
@@ -118,7 +136,11 @@ async fn work(
     let steps: &[ActionStatus] = if fail {
         &[ActionStatus::Scheduled, ActionStatus::Failed]
     } else {
-        &[ActionStatus::Scheduled, ActionStatus::Running, ActionStatus::Completed]
+        &[
+            ActionStatus::Scheduled,
+            ActionStatus::Running,
+            ActionStatus::Completed,
+        ]
     };
     for step in steps {
         let mut attempts = 0;
@@ -136,7 +158,9 @@ async fn work(
                             tokio::time::sleep(Duration::from_millis(2)).await;
                         }
                         "EXECUTION_STOPPED" | "EXECUTION_ALREADY_FINISHED" => return Ok(()),
-                        other => return Err(format!("{node_id} {step:?}: unexpected {other}: {s:?}")),
+                        other => {
+                            return Err(format!("{node_id} {step:?}: unexpected {other}: {s:?}"));
+                        }
                     }
                 }
                 Err(s) => return Err(format!("{node_id} {step:?}: {s:?}")),

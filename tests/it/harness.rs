@@ -68,9 +68,7 @@ impl TestServer {
     /// A server over a fresh PostgreSQL database, or `None` (with a note) when
     /// `TEST_DATABASE_URL` is not set outside CI.
     pub async fn postgres() -> Option<Self> {
-        let Some(admin_url) = postgres_url() else {
-            return None;
-        };
+        let admin_url = postgres_url()?;
         let database = format!("it_{}", uuid::Uuid::now_v7().simple());
         let admin = sea_orm::Database::connect(&admin_url)
             .await
@@ -81,11 +79,22 @@ impl TestServer {
             .expect("create a test database");
         admin.close().await.ok();
         let url = with_database(&admin_url, &database);
-        Some(Self::start(&url, Cleanup::Postgres { admin_url, database }).await)
+        Some(
+            Self::start(
+                &url,
+                Cleanup::Postgres {
+                    admin_url,
+                    database,
+                },
+            )
+            .await,
+        )
     }
 
     async fn start(url: &str, cleanup: Cleanup) -> Self {
-        let db = Database::connect(url, 8).await.expect("connect and migrate");
+        let db = Database::connect(url, 8)
+            .await
+            .expect("connect and migrate");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
@@ -118,6 +127,17 @@ impl TestServer {
             .expect("connect to the test server")
     }
 
+    /// The admin URL and database name of a PostgreSQL test server.
+    pub fn postgres_database(&self) -> Option<(&str, &str)> {
+        match &self.cleanup {
+            Cleanup::Postgres {
+                admin_url,
+                database,
+            } => Some((admin_url, database)),
+            Cleanup::Sqlite(_) => None,
+        }
+    }
+
     /// Shuts the server down and removes its database.
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
@@ -133,7 +153,9 @@ impl TestServer {
             && let Ok(admin) = sea_orm::Database::connect(&admin_url).await
         {
             let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                ))
                 .await;
             admin.close().await.ok();
         }
@@ -180,7 +202,9 @@ fn with_database(url: &str, database: &str) -> String {
 
 /// Path of a file under `examples/`.
 pub fn example_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
 }
 
 /// The StartExecution request of an example file (`linear.json`, `fork_join.json`).
@@ -221,7 +245,13 @@ pub fn start_request(json: &serde_json::Value) -> pb::StartExecutionRequest {
             .flatten()
             .map(|(id, p)| {
                 let n = |k: &str| p[k].as_f64().unwrap_or_default();
-                (id.clone(), pb::Position { x: n("x"), y: n("y") })
+                (
+                    id.clone(),
+                    pb::Position {
+                        x: n("x"),
+                        y: n("y"),
+                    },
+                )
             })
             .collect(),
         width: t["width"].as_f64().unwrap_or_default(),
@@ -330,7 +360,7 @@ pub fn report(execution_id: &str, node_id: &str, status: ActionStatus) -> pb::Up
         execution_id: execution_id.into(),
         node_id: node_id.into(),
         status: status as i32,
-        scheduled_at: (status == ActionStatus::Scheduled).then(|| prost_types::Timestamp {
+        scheduled_at: (status == ActionStatus::Scheduled).then_some(prost_types::Timestamp {
             seconds: 1_900_000_000,
             nanos: 0,
         }),
@@ -418,12 +448,42 @@ pub fn assert_consistent(e: &pb::Execution) {
         }
     }
     let count = |s| *tally.get(&s).unwrap_or(&0);
-    assert_eq!(e.idle_actions_count, count(ActionStatus::Idle), "idle of {}", e.id);
-    assert_eq!(e.scheduled_actions_count, count(ActionStatus::Scheduled), "scheduled of {}", e.id);
-    assert_eq!(e.running_actions_count, count(ActionStatus::Running), "running of {}", e.id);
-    assert_eq!(e.completed_actions_count, count(ActionStatus::Completed), "completed of {}", e.id);
-    assert_eq!(e.failed_actions_count, count(ActionStatus::Failed), "failed of {}", e.id);
-    assert_eq!(e.stopped_actions_count, count(ActionStatus::Stopped), "stopped of {}", e.id);
+    assert_eq!(
+        e.idle_actions_count,
+        count(ActionStatus::Idle),
+        "idle of {}",
+        e.id
+    );
+    assert_eq!(
+        e.scheduled_actions_count,
+        count(ActionStatus::Scheduled),
+        "scheduled of {}",
+        e.id
+    );
+    assert_eq!(
+        e.running_actions_count,
+        count(ActionStatus::Running),
+        "running of {}",
+        e.id
+    );
+    assert_eq!(
+        e.completed_actions_count,
+        count(ActionStatus::Completed),
+        "completed of {}",
+        e.id
+    );
+    assert_eq!(
+        e.failed_actions_count,
+        count(ActionStatus::Failed),
+        "failed of {}",
+        e.id
+    );
+    assert_eq!(
+        e.stopped_actions_count,
+        count(ActionStatus::Stopped),
+        "stopped of {}",
+        e.id
+    );
     assert_eq!(
         e.actions_count,
         e.idle_actions_count
@@ -436,6 +496,9 @@ pub fn assert_consistent(e: &pb::Execution) {
         e.id
     );
     if e.status() == ExecutionStatus::Stopped {
-        assert_eq!(e.idle_actions_count + e.scheduled_actions_count + e.running_actions_count, 0);
+        assert_eq!(
+            e.idle_actions_count + e.scheduled_actions_count + e.running_actions_count,
+            0
+        );
     }
 }

@@ -19,14 +19,23 @@ db_tests!(
 /// completes the execution.
 async fn a_fork_and_join_runs_to_completion(server: &TestServer) {
     let mut client = server.client.clone();
-    let e = client.start_execution(example("fork_join.json")).await.unwrap().into_inner();
+    let e = client
+        .start_execution(example("fork_join.json"))
+        .await
+        .unwrap()
+        .into_inner();
     let id = e.hashid.clone();
 
     let e = update(&mut client, &id, "account", ActionStatus::Scheduled).await;
     assert_eq!(e.revision, 2);
     assert_eq!(e.scheduled_actions_count, 1);
-    let Some(pb::stat::Kind::Action(stat)) = &e.stats["account"].kind else { panic!() };
-    assert_eq!(stat.scheduled_at.as_ref().map(|t| t.seconds), Some(1_900_000_000));
+    let Some(pb::stat::Kind::Action(stat)) = &e.stats["account"].kind else {
+        panic!()
+    };
+    assert_eq!(
+        stat.scheduled_at.as_ref().map(|t| t.seconds),
+        Some(1_900_000_000)
+    );
 
     let e = update(&mut client, &id, "account", ActionStatus::Running).await;
     assert_eq!(e.running_actions_count, 1);
@@ -36,7 +45,9 @@ async fn a_fork_and_join_runs_to_completion(server: &TestServer) {
     assert_eq!(edge_status(&e, "account-welcome"), pb::EdgeStatus::Open);
     assert_eq!(edge_status(&e, "account-workspace"), pb::EdgeStatus::Open);
     assert_eq!(edge_status(&e, "welcome-notify"), pb::EdgeStatus::Closed);
-    let Some(pb::stat::Kind::Action(stat)) = &e.stats["account"].kind else { panic!() };
+    let Some(pb::stat::Kind::Action(stat)) = &e.stats["account"].kind else {
+        panic!()
+    };
     assert!(stat.started_at.is_some() && stat.completed_at.is_some());
     let seconds = |t: &Option<prost_types::Timestamp>| t.as_ref().map(|t| (t.seconds, t.nanos));
     assert!(seconds(&stat.completed_at) >= seconds(&stat.started_at));
@@ -63,20 +74,30 @@ async fn a_fork_and_join_runs_to_completion(server: &TestServer) {
         _ => true,
     }));
     assert_consistent(&e);
-    assert_eq!(get(&mut client, &e.id).await, e, "what was returned is what is stored");
+    assert_eq!(
+        get(&mut client, &e.id).await,
+        e,
+        "what was returned is what is stored"
+    );
 }
 
 /// A failed action whose successors can then never run fails the execution, keeps the
 /// failure note, and leaves the unreachable actions IDLE.
 async fn a_failure_that_blocks_the_rest_fails_the_execution(server: &TestServer) {
     let mut client = server.client.clone();
-    let e = client.start_execution(example("linear.json")).await.unwrap().into_inner();
+    let e = client
+        .start_execution(example("linear.json"))
+        .await
+        .unwrap()
+        .into_inner();
     update(&mut client, &e.id, "validate", ActionStatus::Running).await;
     let e = update(&mut client, &e.id, "validate", ActionStatus::Failed).await;
     assert_eq!(e.status(), ExecutionStatus::Failed);
     assert_eq!(e.failed_actions_count, 1);
     assert_eq!(e.idle_actions_count, 3);
-    let Some(pb::stat::Kind::Action(stat)) = &e.stats["validate"].kind else { panic!() };
+    let Some(pb::stat::Kind::Action(stat)) = &e.stats["validate"].kind else {
+        panic!()
+    };
     assert_eq!(stat.failure_note, "worker crashed");
     assert!(stat.failed_at.is_some());
     assert_consistent(&e);
@@ -87,7 +108,11 @@ async fn a_failure_that_blocks_the_rest_fails_the_execution(server: &TestServer)
 /// reports after a stop are refused.
 async fn stop_is_atomic_and_idempotent(server: &TestServer) {
     let mut client = server.client.clone();
-    let e = client.start_execution(example("fork_join.json")).await.unwrap().into_inner();
+    let e = client
+        .start_execution(example("fork_join.json"))
+        .await
+        .unwrap()
+        .into_inner();
     let id = e.id.clone();
     update(&mut client, &id, "account", ActionStatus::Running).await;
     update(&mut client, &id, "account", ActionStatus::Completed).await;
@@ -110,12 +135,24 @@ async fn stop_is_atomic_and_idempotent(server: &TestServer) {
     assert_eq!(action_status(&stopped, "account"), ActionStatus::Completed);
     assert_eq!(action_status(&stopped, "laptop"), ActionStatus::Failed);
     for node in ["welcome", "workspace", "notify"] {
-        assert_eq!(action_status(&stopped, node), ActionStatus::Stopped, "{node}");
-        let Some(pb::stat::Kind::Action(stat)) = &stopped.stats[node].kind else { panic!() };
+        assert_eq!(
+            action_status(&stopped, node),
+            ActionStatus::Stopped,
+            "{node}"
+        );
+        let Some(pb::stat::Kind::Action(stat)) = &stopped.stats[node].kind else {
+            panic!()
+        };
         assert!(stat.stopped_at.is_some(), "{node} has stopped_at");
     }
-    assert_eq!(edge_status(&stopped, "account-welcome"), pb::EdgeStatus::Open);
-    assert_eq!(edge_status(&stopped, "welcome-notify"), pb::EdgeStatus::Closed);
+    assert_eq!(
+        edge_status(&stopped, "account-welcome"),
+        pb::EdgeStatus::Open
+    );
+    assert_eq!(
+        edge_status(&stopped, "welcome-notify"),
+        pb::EdgeStatus::Closed
+    );
     assert_eq!(stopped.stopped_actions_count, 3);
     assert_consistent(&stopped);
 
@@ -128,14 +165,20 @@ async fn stop_is_atomic_and_idempotent(server: &TestServer) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(again, stopped, "stopping a stopped execution returns it unchanged");
+    assert_eq!(
+        again, stopped,
+        "stopping a stopped execution returns it unchanged"
+    );
 
     for (node, status) in [
         ("notify", ActionStatus::Running),
         ("account", ActionStatus::Completed),
         ("welcome", ActionStatus::Failed),
     ] {
-        let err = client.update_action(report(&id, node, status)).await.unwrap_err();
+        let err = client
+            .update_action(report(&id, node, status))
+            .await
+            .unwrap_err();
         assert_error(&err, Code::FailedPrecondition, "EXECUTION_STOPPED", None);
     }
     assert_eq!(get(&mut client, &id).await, stopped);
@@ -157,7 +200,11 @@ async fn expected_revision_guards_an_update(server: &TestServer) {
     let e = start(&mut client, "cas", chain(2)).await;
     let mut request = report(&e.id, "a1", ActionStatus::Running);
     request.expected_revision = 1;
-    let e = client.update_action(request.clone()).await.unwrap().into_inner();
+    let e = client
+        .update_action(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(e.revision, 2);
     let mut request = report(&e.id, "a1", ActionStatus::Completed);
     request.expected_revision = 1;

@@ -11,5 +11,6 @@ mod bad_input;
 mod concurrency;
 mod grpcurl;
 mod lifecycle;
+mod outage;
 mod pagination;
 mod reads;

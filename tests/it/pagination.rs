@@ -22,7 +22,11 @@ async fn page(
     client.list_executions(request).await.unwrap().into_inner()
 }
 
-async fn start_many(client: &mut ExecutionServiceClient<Channel>, key: &str, n: usize) -> Vec<String> {
+async fn start_many(
+    client: &mut ExecutionServiceClient<Channel>,
+    key: &str,
+    n: usize,
+) -> Vec<String> {
     let mut ids = Vec::new();
     for _ in 0..n {
         ids.push(start(client, key, chain(1)).await.id);
@@ -59,7 +63,10 @@ async fn pages_never_skip_or_repeat_rows_inserted_between_fetches(server: &TestS
     assert!(token.is_empty(), "the third page is the last");
     let mut expected = original.clone();
     expected.reverse();
-    assert_eq!(seen, expected, "newest first, each original row exactly once");
+    assert_eq!(
+        seen, expected,
+        "newest first, each original row exactly once"
+    );
 
     // Oldest first: rows inserted between pages land after the cursor and are listed too.
     let mut seen = Vec::new();
@@ -97,17 +104,26 @@ async fn filters_combine(server: &TestServer) {
         let mut request = example("linear.json");
         request.key = key.into();
         request.user_key = user_key.into();
-        request.execution_data = data(serde_json::json!({"region": region, "tier": tier, "nested": {"a": [1, 2]}}));
+        request.execution_data =
+            data(serde_json::json!({"region": region, "tier": tier, "nested": {"a": [1, 2]}}));
         started.push(client.start_execution(request).await.unwrap().into_inner());
     }
     client
-        .stop_execution(pb::StopExecutionRequest { id: started[1].id.clone(), ..Default::default() })
+        .stop_execution(pb::StopExecutionRequest {
+            id: started[1].id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap();
 
-    let ids = |r: pb::ListExecutionsResponse| -> Vec<String> { r.executions.into_iter().map(|e| e.id).collect() };
+    let ids = |r: pb::ListExecutionsResponse| -> Vec<String> {
+        r.executions.into_iter().map(|e| e.id).collect()
+    };
     let ask = |edit: &dyn Fn(&mut pb::ListExecutionsRequest)| {
-        let mut r = pb::ListExecutionsRequest { order_by: "created_at asc".into(), ..Default::default() };
+        let mut r = pb::ListExecutionsRequest {
+            order_by: "created_at asc".into(),
+            ..Default::default()
+        };
         edit(&mut r);
         r
     };
@@ -115,23 +131,73 @@ async fn filters_combine(server: &TestServer) {
 
     let r = page(&mut client, ask(&|r| r.key = "billing".into())).await;
     assert_eq!(ids(r), [id(0), id(1), id(2)]);
-    let r = page(&mut client, ask(&|r| { r.key = "billing".into(); r.user_key = "main".into(); })).await;
+    let r = page(
+        &mut client,
+        ask(&|r| {
+            r.key = "billing".into();
+            r.user_key = "main".into();
+        }),
+    )
+    .await;
     assert_eq!(ids(r), [id(0), id(1)]);
-    let r = page(&mut client, ask(&|r| { r.key = "billing".into(); r.statuses = vec![ExecutionStatus::Running as i32]; })).await;
+    let r = page(
+        &mut client,
+        ask(&|r| {
+            r.key = "billing".into();
+            r.statuses = vec![ExecutionStatus::Running as i32];
+        }),
+    )
+    .await;
     assert_eq!(ids(r), [id(0), id(2)]);
-    let r = page(&mut client, ask(&|r| r.statuses = vec![ExecutionStatus::Stopped as i32, ExecutionStatus::Completed as i32])).await;
+    let r = page(
+        &mut client,
+        ask(&|r| {
+            r.statuses = vec![
+                ExecutionStatus::Stopped as i32,
+                ExecutionStatus::Completed as i32,
+            ]
+        }),
+    )
+    .await;
     assert_eq!(ids(r), [id(1)]);
-    let r = page(&mut client, ask(&|r| r.execution_data = data(serde_json::json!({"region": "eu"})))).await;
+    let r = page(
+        &mut client,
+        ask(&|r| r.execution_data = data(serde_json::json!({"region": "eu"}))),
+    )
+    .await;
     assert_eq!(ids(r), [id(0), id(2), id(3)]);
-    let r = page(&mut client, ask(&|r| r.execution_data = data(serde_json::json!({"region": "eu", "tier": 1})))).await;
+    let r = page(
+        &mut client,
+        ask(&|r| r.execution_data = data(serde_json::json!({"region": "eu", "tier": 1}))),
+    )
+    .await;
     assert_eq!(ids(r), [id(0), id(3)]);
-    let r = page(&mut client, ask(&|r| { r.key = "billing".into(); r.execution_data = data(serde_json::json!({"region": "eu", "tier": 1})); })).await;
+    let r = page(
+        &mut client,
+        ask(&|r| {
+            r.key = "billing".into();
+            r.execution_data = data(serde_json::json!({"region": "eu", "tier": 1}));
+        }),
+    )
+    .await;
     assert_eq!(ids(r), [id(0)]);
-    let r = page(&mut client, ask(&|r| r.execution_data = data(serde_json::json!({"nested": {"a": [1, 2]}})))).await;
+    let r = page(
+        &mut client,
+        ask(&|r| r.execution_data = data(serde_json::json!({"nested": {"a": [1, 2]}}))),
+    )
+    .await;
     assert_eq!(ids(r).len(), 4, "nested values compare whole");
-    let r = page(&mut client, ask(&|r| r.execution_data = data(serde_json::json!({"region": "mars"})))).await;
+    let r = page(
+        &mut client,
+        ask(&|r| r.execution_data = data(serde_json::json!({"region": "mars"}))),
+    )
+    .await;
     assert!(r.executions.is_empty());
-    let r = page(&mut client, ask(&|r| r.execution_data = data(serde_json::json!({"missing": null})))).await;
+    let r = page(
+        &mut client,
+        ask(&|r| r.execution_data = data(serde_json::json!({"missing": null}))),
+    )
+    .await;
     assert!(r.executions.is_empty(), "a missing key is not a null value");
 
     // Time range: [created_at of #1, created_at of #3) holds #1 and #2 (second precision
@@ -139,25 +205,68 @@ async fn filters_combine(server: &TestServer) {
     // may include #0 too; assert only what the bounds guarantee).
     let at = |e: &pb::Execution| -> prost_types::Timestamp {
         let t: chrono::DateTime<chrono::Utc> = e.created_at_utc.parse().unwrap();
-        prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 }
+        prost_types::Timestamp {
+            seconds: t.timestamp(),
+            nanos: 0,
+        }
     };
-    let r = page(&mut client, ask(&|r| {
-        r.created_after = Some(at(&started[0]));
-        r.created_before = Some(prost_types::Timestamp { seconds: at(&started[3]).seconds + 1, nanos: 0 });
-    }))
+    let r = page(
+        &mut client,
+        ask(&|r| {
+            r.created_after = Some(at(&started[0]));
+            r.created_before = Some(prost_types::Timestamp {
+                seconds: at(&started[3]).seconds + 1,
+                nanos: 0,
+            });
+        }),
+    )
     .await;
     assert_eq!(ids(r), [id(0), id(1), id(2), id(3)]);
-    let r = page(&mut client, ask(&|r| r.created_before = Some(at(&started[0])))).await;
-    assert!(r.executions.is_empty(), "nothing was created before the first second");
-    let r = page(&mut client, ask(&|r| r.created_after = Some(prost_types::Timestamp { seconds: at(&started[3]).seconds + 1, nanos: 0 }))).await;
-    assert!(r.executions.is_empty(), "nothing was created after the last");
+    let r = page(
+        &mut client,
+        ask(&|r| r.created_before = Some(at(&started[0]))),
+    )
+    .await;
+    assert!(
+        r.executions.is_empty(),
+        "nothing was created before the first second"
+    );
+    let r = page(
+        &mut client,
+        ask(&|r| {
+            r.created_after = Some(prost_types::Timestamp {
+                seconds: at(&started[3]).seconds + 1,
+                nanos: 0,
+            })
+        }),
+    )
+    .await;
+    assert!(
+        r.executions.is_empty(),
+        "nothing was created after the last"
+    );
 
     // Default view is BASIC; FULL on request; newest first by default.
     let r = page(&mut client, pb::ListExecutionsRequest::default()).await;
     assert_eq!(r.executions.first().map(|e| e.id.clone()), Some(id(3)));
-    assert!(r.executions.iter().all(|e| e.template.is_none() && e.stats.is_empty()));
-    let r = page(&mut client, pb::ListExecutionsRequest { view: ExecutionView::Full as i32, ..Default::default() }).await;
-    assert!(r.executions.iter().all(|e| e.template.is_some() && e.stats.len() == 4 + 4));
+    assert!(
+        r.executions
+            .iter()
+            .all(|e| e.template.is_none() && e.stats.is_empty())
+    );
+    let r = page(
+        &mut client,
+        pb::ListExecutionsRequest {
+            view: ExecutionView::Full as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        r.executions
+            .iter()
+            .all(|e| e.template.is_some() && e.stats.len() == 4 + 4)
+    );
     for e in &r.executions {
         assert_consistent(e);
         assert_eq!(*e, get(&mut client, &e.id).await, "List FULL equals Get");
@@ -168,14 +277,29 @@ async fn filters_combine(server: &TestServer) {
 async fn page_size_defaults_and_last_page(server: &TestServer) {
     let mut client = server.client.clone();
     start_many(&mut client, "sized", 50).await;
-    let request = |token: String| pb::ListExecutionsRequest { key: "sized".into(), page_token: token, ..Default::default() };
+    let request = |token: String| pb::ListExecutionsRequest {
+        key: "sized".into(),
+        page_token: token,
+        ..Default::default()
+    };
     let first = page(&mut client, request(String::new())).await;
     assert_eq!(first.executions.len(), 25);
     assert!(!first.next_page_token.is_empty());
     let second = page(&mut client, request(first.next_page_token)).await;
     assert_eq!(second.executions.len(), 25);
-    assert!(second.next_page_token.is_empty(), "exactly 50 rows: the second page is the last");
-    let big = page(&mut client, pb::ListExecutionsRequest { key: "sized".into(), page_size: 10_000, ..Default::default() }).await;
+    assert!(
+        second.next_page_token.is_empty(),
+        "exactly 50 rows: the second page is the last"
+    );
+    let big = page(
+        &mut client,
+        pb::ListExecutionsRequest {
+            key: "sized".into(),
+            page_size: 10_000,
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(big.executions.len(), 50);
     assert!(big.next_page_token.is_empty());
 }

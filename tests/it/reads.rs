@@ -17,12 +17,20 @@ db_tests!(
 async fn start_returns_the_seed_shape(server: &TestServer) {
     let mut client = server.client.clone();
     let request = example("fork_join.json");
-    let e = client.start_execution(request.clone()).await.unwrap().into_inner();
+    let e = client
+        .start_execution(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
 
     let id = uuid::Uuid::parse_str(&e.id).expect("id is a UUID");
     assert_eq!(id.get_version_num(), 7, "id is a UUIDv7");
     assert!(e.hashid.len() >= 5);
-    assert!(e.hashid.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    assert!(
+        e.hashid
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    );
     assert_eq!(e.object, "execution");
     assert_eq!(e.status(), ExecutionStatus::Running);
     assert_eq!(e.revision, 1);
@@ -38,15 +46,23 @@ async fn start_returns_the_seed_shape(server: &TestServer) {
     for node in ["account", "laptop", "welcome", "workspace", "notify"] {
         assert_eq!(action_status(&e, node), ActionStatus::Idle);
     }
-    assert_eq!(edge_status(&e, "start_of_workflow-account"), pb::EdgeStatus::Open);
-    assert_eq!(edge_status(&e, "start_of_workflow-laptop"), pb::EdgeStatus::Open);
+    assert_eq!(
+        edge_status(&e, "start_of_workflow-account"),
+        pb::EdgeStatus::Open
+    );
+    assert_eq!(
+        edge_status(&e, "start_of_workflow-laptop"),
+        pb::EdgeStatus::Open
+    );
     assert_eq!(edge_status(&e, "account-welcome"), pb::EdgeStatus::Closed);
     assert_eq!(edge_status(&e, "laptop-notify"), pb::EdgeStatus::Closed);
     assert_eq!(e.stats.len(), 5 + 7, "one stat per action and per edge");
     let Some(pb::stat::Kind::Action(stat)) = &e.stats["account"].kind else {
         panic!("account is an action");
     };
-    assert!(stat.scheduled_at.is_none() && stat.started_at.is_none() && stat.completed_at.is_none());
+    assert!(
+        stat.scheduled_at.is_none() && stat.started_at.is_none() && stat.completed_at.is_none()
+    );
     assert_eq!(e.created_at_utc, e.updated_at_utc);
     assert_consistent(&e);
     // Without data, execution_data is absent (null).
@@ -60,7 +76,11 @@ async fn start_returns_the_seed_shape(server: &TestServer) {
 /// and log; times follow the requested zone.
 async fn get_by_uuid_or_hashid_in_each_view_and_zone(server: &TestServer) {
     let mut client = server.client.clone();
-    let started = client.start_execution(example("linear.json")).await.unwrap().into_inner();
+    let started = client
+        .start_execution(example("linear.json"))
+        .await
+        .unwrap()
+        .into_inner();
 
     let by_id = get(&mut client, &started.id).await;
     let by_hashid = get(&mut client, &started.hashid).await;
@@ -93,17 +113,27 @@ async fn get_by_uuid_or_hashid_in_each_view_and_zone(server: &TestServer) {
         .into_inner();
     let utc: chrono::DateTime<chrono::Utc> = ny.created_at_utc.parse().unwrap();
     let local = chrono::DateTime::parse_from_rfc3339(&ny.created_at).unwrap();
-    assert_eq!(local, utc, "created_at and created_at_utc name the same instant");
+    assert_eq!(
+        local, utc,
+        "created_at and created_at_utc name the same instant"
+    );
     assert!(ny.created_at_utc.ends_with('Z'));
     let offset = local.offset().local_minus_utc();
-    assert!(offset == -4 * 3600 || offset == -5 * 3600, "New York offset, got {offset}");
+    assert!(
+        offset == -4 * 3600 || offset == -5 * 3600,
+        "New York offset, got {offset}"
+    );
     assert!(
         ny.created_at_string.ends_with(" EST") || ny.created_at_string.ends_with(" EDT"),
         "{}",
         ny.created_at_string
     );
     let expected = local.format("%b %d, %Y %I:%M %P").to_string();
-    assert!(ny.created_at_string.starts_with(&expected), "{}", ny.created_at_string);
+    assert!(
+        ny.created_at_string.starts_with(&expected),
+        "{}",
+        ny.created_at_string
+    );
     // The server's default zone is UTC.
     assert!(started.created_at.ends_with("+00:00"));
     assert!(started.created_at_string.ends_with(" UTC"));
@@ -120,7 +150,12 @@ async fn request_id_returns_the_first_execution(server: &TestServer) {
         let mut client = server.new_client().await;
         let request = request.clone();
         calls.push(tokio::spawn(async move {
-            client.start_execution(request).await.unwrap().into_inner().id
+            client
+                .start_execution(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .id
         }));
     }
     let mut ids = Vec::new();
@@ -130,11 +165,19 @@ async fn request_id_returns_the_first_execution(server: &TestServer) {
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
 
     let mut client = server.client.clone();
-    let again = client.start_execution(request.clone()).await.unwrap().into_inner();
+    let again = client
+        .start_execution(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(again.id, ids[0]);
     let mut other_tenant = request.clone();
     other_tenant.user_key = "acme".into();
-    let other = client.start_execution(other_tenant).await.unwrap().into_inner();
+    let other = client
+        .start_execution(other_tenant)
+        .await
+        .unwrap()
+        .into_inner();
     assert_ne!(other.id, ids[0]);
     assert_eq!(other.user_key, "acme");
 
@@ -146,7 +189,11 @@ async fn request_id_returns_the_first_execution(server: &TestServer) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.executions.len(), 2, "one per tenant, never a second one");
+    assert_eq!(
+        listed.executions.len(),
+        2,
+        "one per tenant, never a second one"
+    );
 }
 
 /// grpc.health.v1 answers SERVING for the server and for the API service.

@@ -1,0 +1,69 @@
+//! A database outage reaches callers as UNAVAILABLE (retryable), never INTERNAL, and the
+//! service recovers when the database comes back.
+
+use crate::harness::*;
+use sea_orm::ConnectionTrait;
+use tonic::Code;
+
+/// With PostgreSQL refusing connections and the service's connections terminated, Get
+/// and Start answer UNAVAILABLE with reason DATABASE_UNAVAILABLE; once connections are
+/// allowed again, the same calls succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_is_unavailable_then_recovers() {
+    let Some(server) = TestServer::postgres().await else {
+        return;
+    };
+    let mut client = server.client.clone();
+    let e = start(&mut client, "outage", chain(2)).await;
+    let (admin_url, database) = server.postgres_database().unwrap();
+    let admin = sea_orm::Database::connect(admin_url).await.unwrap();
+    let set_connections =
+        |allow: bool| format!("ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {allow}");
+    admin
+        .execute_unprepared(&set_connections(false))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        ))
+        .await
+        .unwrap();
+
+    for attempt in 0..3 {
+        let err = client
+            .get_execution(executions::proto::v1::GetExecutionRequest {
+                id: e.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_error(&err, Code::Unavailable, "DATABASE_UNAVAILABLE", None);
+        assert!(
+            !err.message().contains("SQL"),
+            "attempt {attempt}: {}",
+            err.message()
+        );
+    }
+    let err = client
+        .start_execution(executions::proto::v1::StartExecutionRequest {
+            key: "outage".into(),
+            template: Some(chain(1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::Unavailable, "DATABASE_UNAVAILABLE", None);
+
+    admin
+        .execute_unprepared(&set_connections(true))
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    assert_eq!(
+        get(&mut client, &e.id).await.revision,
+        1,
+        "recovers once the database is back"
+    );
+    server.stop().await;
+}
