@@ -56,6 +56,9 @@ pub async fn run(
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // google.rpc.ErrorInfo and BadRequest, so grpcurl -format-error can show the
+            // details every error carries.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
     let api = ExecutionServiceServer::new(ExecutionApi::new(executions, config.default_time_zone));
     let local_addr = listener.local_addr()?;

@@ -29,6 +29,16 @@ fn grpcurl() -> Option<String> {
 
 /// Runs grpcurl with `args` (and `stdin`), returns its stdout; panics on failure.
 fn run(bin: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let out = output(bin, args, stdin);
+    assert!(
+        out.status.success(),
+        "grpcurl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn output(bin: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(bin)
         .args(args)
@@ -42,13 +52,7 @@ fn run(bin: &str, args: &[&str], stdin: Option<&str>) -> String {
         .write_all(stdin.unwrap_or_default().as_bytes())
         .unwrap();
     drop(input);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "grpcurl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    child.wait_with_output().unwrap()
 }
 
 fn json(text: &str) -> Value {
@@ -158,6 +162,30 @@ async fn readme_grpcurl_calls_work() {
         stopped["stats"]["account"]["action"]["status"],
         "ACTION_STATUS_STOPPED"
     );
+
+    // Error details decode through reflection: the README's -format-error example.
+    let refused = output(
+        &bin,
+        &[
+            "-plaintext",
+            "-format-error",
+            "-d",
+            &format!(
+                r#"{{"execution_id": "{hashid}", "node_id": "notify", "status": "ACTION_STATUS_RUNNING"}}"#
+            ),
+            &addr,
+            &format!("{service}/UpdateAction"),
+        ],
+        None,
+    );
+    assert!(!refused.status.success());
+    let error = json(&String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(error["code"], 9, "FAILED_PRECONDITION: {error}");
+    assert_eq!(
+        error["details"][0]["reason"], "EXECUTION_STOPPED",
+        "{error}"
+    );
+    assert_eq!(error["details"][0]["domain"], "executions");
 
     let health = json(&run(
         &bin,
