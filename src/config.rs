@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::db::DEFAULT_DATABASE_URL;
 use crate::grpc::ServerConfig;
+use crate::service::WatchSettings;
 
 /// The executions service: the Executions API of the workflow-automation platform.
 #[derive(Debug, Parser)]
@@ -60,6 +61,12 @@ pub struct ServeArgs {
     /// Seconds that in-flight calls may run after a shutdown signal.
     #[arg(long, env = "EXECUTIONS_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// Seconds of quiet after which a watch stream gets a HEARTBEAT.
+    #[arg(long, env = "EXECUTIONS_WATCH_HEARTBEAT", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_heartbeat: u64,
+    /// Most watch streams open at once on this server (RESOURCE_EXHAUSTED past it).
+    #[arg(long, env = "EXECUTIONS_MAX_WATCHES", default_value_t = 100_000)]
+    pub max_watches: usize,
 }
 
 impl ServeArgs {
@@ -68,6 +75,14 @@ impl ServeArgs {
         ServerConfig {
             default_time_zone: self.time_zone,
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
+        }
+    }
+
+    /// The watch settings these arguments ask for.
+    pub fn watch_settings(&self) -> WatchSettings {
+        WatchSettings {
+            heartbeat: Duration::from_secs(self.watch_heartbeat),
+            max_watches: self.max_watches,
         }
     }
 }

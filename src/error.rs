@@ -31,9 +31,20 @@ pub enum Error {
         /// What the execution has.
         current: i64,
     },
-    /// The RPC exists in the contract but this server does not serve it yet.
-    #[error("{0} is not implemented yet")]
-    NotImplemented(&'static str),
+    /// This replica already serves as many watches as it may.
+    #[error("too many open watches (limit {limit}); retry later or on another replica")]
+    TooManyWatches {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The server is shutting down; a watch ends with the last revision it sent.
+    #[error(
+        "server shutting down; last revision sent: {last_revision}; resume elsewhere with since_revision={last_revision}"
+    )]
+    ShuttingDown {
+        /// Last revision the stream sent (or the caller's since_revision).
+        last_revision: i64,
+    },
     /// The database cannot be reached; the caller may retry.
     #[error("database unavailable")]
     DatabaseUnavailable {

@@ -40,7 +40,8 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let executions = service::Executions::new(db, watch::ChangeHub::default());
+    let executions =
+        service::Executions::new(db, watch::ChangeHub::default(), args.watch_settings());
     grpc::run(
         args.server_config(),
         executions,

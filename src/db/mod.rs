@@ -2,6 +2,7 @@
 //! entities and the queries the service runs. Functions here take `&impl ConnectionTrait`
 //! so they run inside the caller's transaction, and return domain types. No tonic here.
 
+pub mod change_feed;
 pub mod entity;
 mod listing;
 pub mod migration;
@@ -70,6 +71,11 @@ impl Database {
             conn,
             sqlite_writer,
         })
+    }
+
+    /// True on PostgreSQL (several replicas may share the database).
+    pub fn is_postgres(&self) -> bool {
+        self.conn.get_database_backend() == DatabaseBackend::Postgres
     }
 
     /// The pool, for reads.

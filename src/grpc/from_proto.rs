@@ -277,6 +277,18 @@ pub fn action_update(req: &pb::UpdateActionRequest) -> Result<ActionUpdate, Erro
     })
 }
 
+/// A watch's `since_revision`: 0 or a positive revision.
+pub fn since_revision(raw: i64) -> Result<i64, Error> {
+    if raw < 0 {
+        return Err(Error::invalid(
+            "since_revision",
+            "INVALID_SINCE_REVISION",
+            "since_revision is a revision the caller has seen, or 0",
+        ));
+    }
+    Ok(raw)
+}
+
 /// A stop reason, bounded.
 pub fn stop_reason(reason: &str) -> Result<(), Error> {
     bounded("reason", "INVALID_REASON", reason, 0, MAX_REASON_CHARS)

@@ -3,7 +3,7 @@
 use std::pin::Pin;
 
 use chrono_tz::Tz;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::from_proto;
@@ -102,9 +102,23 @@ impl ExecutionService for ExecutionApi {
 
     async fn watch_execution(
         &self,
-        _request: Request<pb::WatchExecutionRequest>,
+        request: Request<pb::WatchExecutionRequest>,
     ) -> Result<Response<Self::WatchExecutionStream>, Status> {
-        Err(Error::NotImplemented("WatchExecution").into())
+        let req = request.into_inner();
+        let out = self.presentation(req.view, View::Full, &req.time_zone)?;
+        let (view, zone, hashids) = (out.view, out.zone, self.executions.hashids_arc());
+        let target = from_proto::execution_ref(&hashids, "id", &req.id)?;
+        let since = from_proto::since_revision(req.since_revision)?;
+        let events = self.executions.watch(target, since).await?;
+        let responses = events.map(move |event| {
+            let out = Presentation {
+                view,
+                zone,
+                hashids: &hashids,
+            };
+            event.map(|e| out.watch_event(&e)).map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(responses)))
     }
 
     async fn start_execution(

@@ -41,7 +41,9 @@ impl Default for ServerConfig {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then marks health NOT_SERVING,
-/// stops accepting, and lets in-flight calls finish for at most the grace period.
+/// ends every watch stream, stops accepting, and lets in-flight calls finish for at most
+/// the grace period. On PostgreSQL it also relays changes to and from other replicas
+/// while it runs.
 pub async fn run(
     config: ServerConfig,
     executions: Executions,
@@ -60,7 +62,12 @@ pub async fn run(
             // details every error carries.
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
-    let api = ExecutionServiceServer::new(ExecutionApi::new(executions, config.default_time_zone));
+    let feed_stop = tokio_util::sync::CancellationToken::new();
+    let feed = executions.start_change_feed(feed_stop.clone());
+    let api = ExecutionServiceServer::new(ExecutionApi::new(
+        executions.clone(),
+        config.default_time_zone,
+    ));
     let local_addr = listener.local_addr()?;
 
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -82,10 +89,13 @@ pub async fn run(
         result = &mut server => return Ok(result??),
         () = shutdown => {}
     }
-    tracing::info!("shutting down");
+    tracing::info!(open_watches = executions.open_watches(), "shutting down");
     health
         .set_not_serving::<ExecutionServiceServer<ExecutionApi>>()
         .await;
+    // End every watch stream now (UNAVAILABLE, naming the last revision it sent), so the
+    // graceful stop below only waits for unary calls.
+    executions.close_watches();
     let _ = stop_accepting.send(());
     match tokio::time::timeout(config.shutdown_grace, &mut server).await {
         Ok(result) => result??,
@@ -93,6 +103,10 @@ pub async fn run(
             tracing::warn!(grace = ?config.shutdown_grace, "calls still running after the grace period; closing");
             server.abort();
         }
+    }
+    feed_stop.cancel();
+    for task in feed {
+        let _ = task.await;
     }
     Ok(())
 }

@@ -53,7 +53,11 @@ impl From<Error> for Status {
                 metadata.insert("current_revision".to_owned(), current.to_string());
                 (Code::OutOfRange, "REVISION_AHEAD")
             }
-            Error::NotImplemented(_) => (Code::Unimplemented, "NOT_IMPLEMENTED"),
+            Error::TooManyWatches { .. } => (Code::ResourceExhausted, "TOO_MANY_WATCHES"),
+            Error::ShuttingDown { last_revision } => {
+                metadata.insert("last_revision".to_owned(), last_revision.to_string());
+                (Code::Unavailable, "SERVER_SHUTTING_DOWN")
+            }
             Error::DatabaseUnavailable { detail } => {
                 tracing::warn!(error = %detail, "database unavailable");
                 (Code::Unavailable, "DATABASE_UNAVAILABLE")

@@ -5,10 +5,11 @@ use chrono_tz::Tz;
 
 use super::structs::json_to_struct;
 use crate::domain::{
-    ActionState, ActionStatus, Detail, EdgeStatus, Execution, ExecutionStatus, HashidCodec,
-    Template, View, time,
+    ActionState, ActionStatus, Detail, EdgeStatus, Execution, ExecutionStatus, FullExecution,
+    HashidCodec, Header, Template, View, time,
 };
 use crate::proto::v1 as pb;
+use crate::service::WatchEvent;
 
 /// `Execution.object` of every execution.
 pub const OBJECT_TYPE: &str = "execution";
@@ -27,7 +28,30 @@ pub struct Presentation<'a> {
 impl Presentation<'_> {
     /// The wire form of an execution.
     pub fn execution(&self, e: &Execution) -> pb::Execution {
-        let h = &e.header;
+        self.parts(&e.header, e.detail.as_ref())
+    }
+
+    /// The wire form of an execution held whole.
+    pub fn full_execution(&self, e: &FullExecution) -> pb::Execution {
+        self.parts(&e.header, Some(&e.detail))
+    }
+
+    /// The wire form of a watch event.
+    pub fn watch_event(&self, event: &WatchEvent) -> pb::WatchExecutionResponse {
+        let (kind, revision, execution) = match event {
+            WatchEvent::Snapshot(e) => (pb::WatchEventKind::Snapshot, e.header.revision, Some(e)),
+            WatchEvent::Update(e) => (pb::WatchEventKind::Update, e.header.revision, Some(e)),
+            WatchEvent::Heartbeat { revision } => (pb::WatchEventKind::Heartbeat, *revision, None),
+        };
+        pb::WatchExecutionResponse {
+            kind: kind as i32,
+            revision,
+            execution: execution.map(|e| self.full_execution(e)),
+            sent_at: Some(timestamp(Utc::now())),
+        }
+    }
+
+    fn parts(&self, h: &Header, detail: Option<&Detail>) -> pb::Execution {
         let mut out = pb::Execution {
             hashid: self.hashids.encode(h.seq),
             actions_count: h.counts.total(),
@@ -51,7 +75,7 @@ impl Presentation<'_> {
             stop_reason: h.stop_reason.clone().unwrap_or_default(),
             ..Default::default()
         };
-        if let (View::Full, Some(detail)) = (self.view, &e.detail) {
+        if let (View::Full, Some(detail)) = (self.view, detail) {
             out.template = Some(template(&detail.template));
             out.stats = stats(detail);
             out.execution_data = detail

@@ -6,8 +6,15 @@
 //! watch hub, so watchers never see a change that could still roll back.
 
 mod page_token;
+mod watch;
+
+pub use watch::{WatchEvent, WatchSettings, WatchStream};
+
+use std::sync::Arc;
 
 use chrono::Utc;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, Database};
 use crate::domain::listing::{Cursor, ListFilter, ListQuery, SortOrder};
@@ -46,22 +53,39 @@ pub struct Page {
 pub struct Executions {
     db: Database,
     hub: ChangeHub,
-    hashids: std::sync::Arc<HashidCodec>,
+    hashids: Arc<HashidCodec>,
+    watch_settings: WatchSettings,
+    watch_permits: Arc<Semaphore>,
+    watch_shutdown: CancellationToken,
 }
 
 impl Executions {
     /// Serves executions stored in `db`, announcing changes on `hub`.
-    pub fn new(db: Database, hub: ChangeHub) -> Self {
+    pub fn new(db: Database, hub: ChangeHub, watch_settings: WatchSettings) -> Self {
         Self {
             db,
             hub,
             hashids: Default::default(),
+            watch_permits: Arc::new(Semaphore::new(watch_settings.max_watches)),
+            watch_settings,
+            watch_shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Starts relaying changes to and from other replicas (PostgreSQL; a no-op on SQLite)
+    /// until `token` is cancelled.
+    pub fn start_change_feed(&self, token: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        crate::watch::postgres::start(&self.db, &self.hub, token)
     }
 
     /// Encodes and decodes hashids.
     pub fn hashids(&self) -> &HashidCodec {
         &self.hashids
+    }
+
+    /// Encodes and decodes hashids (shared handle, for streams that outlive a call).
+    pub fn hashids_arc(&self) -> Arc<HashidCodec> {
+        self.hashids.clone()
     }
 
     /// The hub changes are announced on.
@@ -92,8 +116,7 @@ impl Executions {
             Some(seq) => {
                 txn.commit().await?;
                 execution.header.seq = seq;
-                self.hub
-                    .publish(execution.header.id, execution.header.revision);
+                self.hub.publish(&execution);
                 tracing::info!(execution = %execution.header.id, seq, "execution started");
                 Ok(execution)
             }
@@ -178,8 +201,7 @@ impl Executions {
             Outcome::Changed { actions } => {
                 db::save_change(&txn, &execution, &actions).await?;
                 txn.commit().await?;
-                self.hub
-                    .publish(execution.header.id, execution.header.revision);
+                self.hub.publish(&execution);
             }
         }
         Ok(execution)

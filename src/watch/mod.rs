@@ -1,70 +1,245 @@
-//! The change hub: where the service announces that an execution reached a new revision,
-//! and where watchers of that execution learn of it.
+//! The change hub: where committed changes are announced and where watchers of an
+//! execution pick them up.
 //!
-//! It is level-based: each watched execution has one `tokio::sync::watch` slot holding its
-//! latest revision, so a slow watcher costs O(1) memory and, when it reads again, sees only
-//! the newest revision. A slot exists only while someone watches that execution.
+//! It is level-based, like a Kubernetes informer: each watched execution has one
+//! `tokio::sync::watch` slot holding its latest committed state, shared by every watcher
+//! of that execution on this replica. A watcher that stops reading costs O(1) memory and,
+//! when it reads again, sees only the newest state. A slot exists only while someone
+//! watches that execution; publishing a change nobody watches costs a map lookup.
+//!
+//! With PostgreSQL, [`postgres`] relays changes between replicas: every local change is
+//! also sent to a NOTIFY channel (after commit, batched), and every replica listens on it,
+//! reading a changed execution once (for all its watchers) when someone watches it.
+
+pub mod postgres;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use crate::domain::ExecutionId;
+use crate::domain::{ExecutionId, FullExecution};
 
-/// Latest revision of every watched execution.
+/// The latest committed state of an execution, once someone has published one.
+pub type Latest = Option<Arc<FullExecution>>;
+
+/// Latest state of every watched execution on this replica.
 #[derive(Clone, Debug, Default)]
 pub struct ChangeHub {
-    slots: Arc<Mutex<HashMap<ExecutionId, watch::Sender<i64>>>>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    slots: Mutex<HashMap<ExecutionId, watch::Sender<Latest>>>,
+    /// Where local changes go to reach other replicas (PostgreSQL only).
+    relay: OnceLock<mpsc::UnboundedSender<(ExecutionId, i64)>>,
+    /// Executions read from the database to serve watchers (counted for the benchmark).
+    state_reads: AtomicU64,
+}
+
+/// A watcher's handle on one execution's slot; the slot goes away with its last handle.
+#[derive(Debug)]
+pub struct Subscription {
+    id: ExecutionId,
+    rx: Option<watch::Receiver<Latest>>,
+    hub: Arc<Inner>,
 }
 
 impl ChangeHub {
-    /// Announces that `id` committed `revision`. Cheap when nobody watches it.
-    pub fn publish(&self, id: ExecutionId, revision: i64) {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+    /// Announces a committed change: wakes this replica's watchers of the execution (if
+    /// any, and if the state is newer than what they have) and relays it to the other
+    /// replicas.
+    pub fn publish(&self, execution: &FullExecution) {
+        let (id, revision) = (execution.header.id, execution.header.revision);
+        self.publish_with(id, revision, || Arc::new(execution.clone()));
+        if let Some(relay) = self.inner.relay.get() {
+            let _ = relay.send((id, revision));
+        }
+    }
+
+    /// Offers a state read from the database (a change made on another replica); kept
+    /// only if newer than what the slot holds. Does not relay.
+    pub fn offer(&self, execution: Arc<FullExecution>) {
+        let (id, revision) = (execution.header.id, execution.header.revision);
+        self.publish_with(id, revision, || execution);
+    }
+
+    fn publish_with(
+        &self,
+        id: ExecutionId,
+        revision: i64,
+        state: impl FnOnce() -> Arc<FullExecution>,
+    ) {
+        let slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = slots.get(&id) {
-            if slot.receiver_count() == 0 {
-                // Every watcher of it left: forget the slot.
-                slots.remove(&id);
-                return;
-            }
-            // Revisions only move forward, even if two publishers race.
+            // Revisions only move forward, even when publishers race.
             slot.send_if_modified(|latest| {
-                let newer = revision > *latest;
+                let newer = latest.as_ref().is_none_or(|l| l.header.revision < revision);
                 if newer {
-                    *latest = revision;
+                    *latest = Some(state());
                 }
                 newer
             });
         }
     }
 
-    /// Subscribes to the revisions of `id`. Subscribe before reading the state, so no
+    /// Subscribes to the changes of `id`. Subscribe before reading the state, so that no
     /// change can fall between the read and the subscription.
-    pub fn subscribe(&self, id: ExecutionId) -> watch::Receiver<i64> {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots
+    pub fn subscribe(&self, id: ExecutionId) -> Subscription {
+        let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let rx = slots
             .entry(id)
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe();
+        Subscription {
+            id,
+            rx: Some(rx),
+            hub: self.inner.clone(),
+        }
+    }
+
+    /// Revision this replica's watchers of `id` have been offered (0 for none yet), or
+    /// `None` when nobody here watches it.
+    pub fn watched_revision(&self, id: ExecutionId) -> Option<i64> {
+        let slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .get(&id)
+            .map(|slot| slot.borrow().as_ref().map_or(0, |l| l.header.revision))
+    }
+
+    /// Every execution watched on this replica.
+    pub fn watched(&self) -> Vec<ExecutionId> {
+        let slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.keys().copied().collect()
+    }
+
+    /// Number of executions watched on this replica.
+    pub fn watched_count(&self) -> usize {
+        self.inner
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Sends every later local change to `relay` as well (set once; later calls are
+    /// ignored).
+    pub fn relay_to(&self, relay: mpsc::UnboundedSender<(ExecutionId, i64)>) {
+        let _ = self.inner.relay.set(relay);
+    }
+
+    /// Counts one execution read from the database to serve watchers.
+    pub fn count_state_read(&self) {
+        self.inner.state_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Executions read from the database to serve watchers so far.
+    pub fn state_reads(&self) -> u64 {
+        self.inner.state_reads.load(Ordering::Relaxed)
+    }
+}
+
+impl Subscription {
+    /// The execution this subscription follows.
+    pub fn id(&self) -> ExecutionId {
+        self.id
+    }
+
+    /// Waits until a newer state is published; `false` if the hub is gone.
+    pub async fn changed(&mut self) -> bool {
+        match self.rx.as_mut() {
+            Some(rx) => rx.changed().await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// The latest published state, marking it seen.
+    pub fn latest(&mut self) -> Latest {
+        self.rx
+            .as_mut()
+            .and_then(|rx| rx.borrow_and_update().clone())
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        let mut slots = self.hub.slots.lock().unwrap_or_else(|e| e.into_inner());
+        // Under the lock no one can subscribe concurrently: if no receiver is left, the
+        // slot is unused.
+        if slots
+            .get(&self.id)
+            .is_some_and(|slot| slot.receiver_count() == 0)
+        {
+            slots.remove(&self.id);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::rules::{NewExecution, create};
+    use crate::domain::template::tests::diamond;
+
+    fn execution(id: ExecutionId, revision: i64) -> FullExecution {
+        let mut e = create(
+            NewExecution {
+                key: "k".into(),
+                name: String::new(),
+                template: diamond(),
+                execution_data: None,
+                user_key: "main".into(),
+                request_id: None,
+            },
+            id,
+            chrono::Utc::now(),
+        );
+        e.header.revision = revision;
+        e
+    }
 
     #[tokio::test]
-    async fn a_subscriber_sees_the_latest_revision_only() {
+    async fn a_subscriber_sees_only_the_latest_newer_state() {
         let hub = ChangeHub::default();
         let id = ExecutionId::generate();
-        hub.publish(id, 1); // nobody watches: dropped
-        let mut rx = hub.subscribe(id);
+        hub.publish(&execution(id, 1)); // nobody watches: dropped
+        assert_eq!(hub.watched_revision(id), None);
+        let mut sub = hub.subscribe(id);
+        assert_eq!(hub.watched_revision(id), Some(0));
         for revision in [2, 3, 5, 4] {
-            hub.publish(id, revision);
+            hub.publish(&execution(id, revision));
         }
-        rx.changed().await.unwrap();
-        assert_eq!(*rx.borrow_and_update(), 5);
-        assert!(!rx.has_changed().unwrap());
+        assert!(sub.changed().await);
+        assert_eq!(
+            sub.latest().unwrap().header.revision,
+            5,
+            "4 arrived late and was ignored"
+        );
+        assert_eq!(hub.watched_revision(id), Some(5));
+    }
+
+    #[tokio::test]
+    async fn the_slot_goes_with_its_last_subscriber() {
+        let hub = ChangeHub::default();
+        let id = ExecutionId::generate();
+        let a = hub.subscribe(id);
+        let b = hub.subscribe(id);
+        drop(a);
+        assert_eq!(hub.watched_count(), 1);
+        drop(b);
+        assert_eq!(hub.watched_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn local_changes_are_relayed() {
+        let hub = ChangeHub::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        hub.relay_to(tx);
+        let id = ExecutionId::generate();
+        hub.publish(&execution(id, 3));
+        assert_eq!(rx.recv().await, Some((id, 3)));
     }
 }

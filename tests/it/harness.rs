@@ -9,7 +9,7 @@ use executions::db::Database;
 use executions::grpc::{ERROR_DOMAIN, ServerConfig};
 use executions::proto::v1 as pb;
 use executions::proto::v1::execution_service_client::ExecutionServiceClient;
-use executions::service::Executions;
+use executions::service::{Executions, WatchSettings};
 use executions::watch::ChangeHub;
 use sea_orm::ConnectionTrait;
 use tokio::sync::oneshot;
@@ -47,6 +47,9 @@ pub struct TestServer {
     pub client: ExecutionServiceClient<Channel>,
     /// Address the server listens on.
     pub addr: std::net::SocketAddr,
+    /// The server's change hub (to count the database reads it makes for watchers).
+    pub hub: ChangeHub,
+    url: String,
     shutdown: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     cleanup: Cleanup,
@@ -55,19 +58,40 @@ pub struct TestServer {
 enum Cleanup {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, database: String },
+    None,
 }
 
 impl TestServer {
     /// A server over a fresh SQLite file.
     pub async fn sqlite() -> Self {
+        Self::sqlite_with(WatchSettings::default()).await
+    }
+
+    /// A server over a fresh SQLite file, with these watch settings.
+    pub async fn sqlite_with(settings: WatchSettings) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-        Self::start(&url, Cleanup::Sqlite(dir)).await
+        Self::start(&url, Cleanup::Sqlite(dir), settings).await
     }
 
     /// A server over a fresh PostgreSQL database, or `None` (with a note) when
     /// `TEST_DATABASE_URL` is not set outside CI.
     pub async fn postgres() -> Option<Self> {
+        Self::postgres_with(WatchSettings::default()).await
+    }
+
+    /// A replica over the same database, connecting as another PostgreSQL user.
+    pub async fn replica_as(&self, user: &str) -> Self {
+        let rest = self
+            .url
+            .split_once('@')
+            .map_or(self.url.as_str(), |(_, rest)| rest);
+        let url = format!("postgres://{user}@{rest}");
+        Self::start(&url, Cleanup::None, WatchSettings::default()).await
+    }
+
+    /// A PostgreSQL server with these watch settings (see [`TestServer::postgres`]).
+    pub async fn postgres_with(settings: WatchSettings) -> Option<Self> {
         let admin_url = postgres_url()?;
         let database = format!("it_{}", uuid::Uuid::now_v7().simple());
         let admin = sea_orm::Database::connect(&admin_url)
@@ -86,12 +110,13 @@ impl TestServer {
                     admin_url,
                     database,
                 },
+                settings,
             )
             .await,
         )
     }
 
-    async fn start(url: &str, cleanup: Cleanup) -> Self {
+    async fn start(url: &str, cleanup: Cleanup, settings: WatchSettings) -> Self {
         let db = Database::connect(url, 8)
             .await
             .expect("connect and migrate");
@@ -100,7 +125,8 @@ impl TestServer {
             .expect("bind port 0");
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let executions = Executions::new(db, ChangeHub::default());
+        let hub = ChangeHub::default();
+        let executions = Executions::new(db, hub.clone(), settings);
         let config = ServerConfig {
             default_time_zone: chrono_tz::UTC,
             shutdown_grace: Duration::from_secs(5),
@@ -114,6 +140,8 @@ impl TestServer {
         Self {
             client,
             addr,
+            hub,
+            url: url.to_owned(),
             shutdown,
             task,
             cleanup,
@@ -134,11 +162,11 @@ impl TestServer {
                 admin_url,
                 database,
             } => Some((admin_url, database)),
-            Cleanup::Sqlite(_) => None,
+            Cleanup::Sqlite(_) | Cleanup::None => None,
         }
     }
 
-    /// Shuts the server down and removes its database.
+    /// Shuts the server down (within 10 s) and removes its database.
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
         tokio::time::timeout(Duration::from_secs(10), self.task)

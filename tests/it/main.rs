@@ -14,3 +14,4 @@ mod lifecycle;
 mod outage;
 mod pagination;
 mod reads;
+mod watch;

@@ -1,0 +1,177 @@
+//! WatchExecution as a use case: a stream of the states an execution goes through.
+//!
+//! The stream subscribes to the change hub *before* reading the snapshot (so no change
+//! falls in between), then yields a SNAPSHOT (unless the caller already has the current
+//! revision), an UPDATE whenever a newer state is published, and a HEARTBEAT after each
+//! quiet interval. Revisions on one stream strictly increase. A watcher that stops reading
+//! is not buffered for: the hub keeps only the latest state, which it gets when it reads
+//! again. The stream ends after the first terminal state, and with
+//! [`Error::ShuttingDown`] when the server stops.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+use super::Executions;
+use crate::db;
+use crate::domain::{ExecutionRef, FullExecution, View};
+use crate::error::Error;
+use crate::watch::Subscription;
+
+/// One message of a watch.
+#[derive(Clone, Debug)]
+pub enum WatchEvent {
+    /// The state when the watch opened.
+    Snapshot(Arc<FullExecution>),
+    /// A newer state.
+    Update(Arc<FullExecution>),
+    /// Nothing changed; the revision the watcher is at.
+    Heartbeat {
+        /// Current revision.
+        revision: i64,
+    },
+}
+
+/// The stream a watch returns.
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Error>> + Send>>;
+
+/// Settings of watches.
+#[derive(Clone, Debug)]
+pub struct WatchSettings {
+    /// Quiet time after which a HEARTBEAT is sent.
+    pub heartbeat: Duration,
+    /// Most watches open at once on this replica.
+    pub max_watches: usize,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(15),
+            max_watches: 100_000,
+        }
+    }
+}
+
+impl Executions {
+    /// Opens a watch of `target` for a caller that has seen `since_revision` (0: nothing).
+    /// Fails before any message: NOT_FOUND for an unknown execution, OUT_OF_RANGE for a
+    /// revision ahead of the current one, RESOURCE_EXHAUSTED past the watch limit.
+    pub async fn watch(
+        &self,
+        target: ExecutionRef,
+        since_revision: i64,
+    ) -> Result<WatchStream, Error> {
+        let permit = self
+            .watch_permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::TooManyWatches {
+                limit: self.watch_settings.max_watches,
+            })?;
+        let id = match target {
+            ExecutionRef::Id(id) => id,
+            ExecutionRef::Seq(_) => self.get(target, View::Basic).await?.header.id,
+        };
+        // Subscribe first, then read: a change committed after the read is published to
+        // the subscription; one committed before it is in the read.
+        let mut subscription = self.hub.subscribe(id);
+        let read = db::load(self.db.conn(), ExecutionRef::Id(id), View::Full)
+            .await?
+            .ok_or_else(|| self.not_found(target))?;
+        let read = Arc::new(FullExecution {
+            header: read.header,
+            detail: read
+                .detail
+                .ok_or_else(|| Error::internal("FULL read without detail"))?,
+        });
+        let current = match subscription.latest() {
+            Some(published) if published.header.revision > read.header.revision => published,
+            _ => read,
+        };
+        if since_revision > current.header.revision {
+            return Err(Error::RevisionAhead {
+                requested: since_revision,
+                current: current.header.revision,
+            });
+        }
+        Ok(Box::pin(watch_stream(
+            subscription,
+            current,
+            since_revision,
+            self.watch_settings.heartbeat,
+            self.watch_shutdown.clone(),
+            permit,
+        )))
+    }
+
+    /// Ends every open watch with [`Error::ShuttingDown`].
+    pub fn close_watches(&self) {
+        self.watch_shutdown.cancel();
+    }
+
+    /// Number of watches open on this replica.
+    pub fn open_watches(&self) -> usize {
+        self.watch_settings.max_watches - self.watch_permits.available_permits()
+    }
+}
+
+fn watch_stream(
+    mut subscription: Subscription,
+    current: Arc<FullExecution>,
+    since_revision: i64,
+    heartbeat: Duration,
+    shutdown: CancellationToken,
+    permit: OwnedSemaphorePermit,
+) -> impl Stream<Item = Result<WatchEvent, Error>> + Send {
+    async_stream::stream! {
+        let _permit = permit;
+        let mut last = since_revision;
+        let terminal = current.header.status.is_terminal();
+        if since_revision < current.header.revision {
+            last = current.header.revision;
+            yield Ok(WatchEvent::Snapshot(current));
+            if terminal {
+                return;
+            }
+        } else if terminal {
+            // The caller already has the terminal state; nothing will follow.
+            return;
+        }
+        let mut quiet = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    yield Err(Error::ShuttingDown { last_revision: last });
+                    return;
+                }
+                alive = subscription.changed() => {
+                    if !alive {
+                        yield Err(Error::ShuttingDown { last_revision: last });
+                        return;
+                    }
+                    // Level-based: only the newest state matters, whatever was skipped.
+                    if let Some(state) = subscription.latest()
+                        && state.header.revision > last
+                    {
+                        last = state.header.revision;
+                        let terminal = state.header.status.is_terminal();
+                        yield Ok(WatchEvent::Update(state));
+                        if terminal {
+                            return;
+                        }
+                        quiet.reset();
+                    }
+                }
+                _ = quiet.tick() => {
+                    yield Ok(WatchEvent::Heartbeat { revision: last });
+                }
+            }
+        }
+    }
+}
