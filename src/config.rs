@@ -34,6 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the gRPC API (the default).
     Serve(ServeArgs),
+    /// Follow one execution live until it finishes (exit 0 completed, 1 failed, 3 stopped).
+    Watch(crate::cli::watch::WatchArgs),
 }
 
 impl Cli {
@@ -94,13 +96,23 @@ mod tests {
     #[test]
     fn serve_is_the_default_command() {
         let cli = Cli::try_parse_from(["executions", "--listen", "127.0.0.1:6000"]).unwrap();
-        let Command::Serve(args) = cli.into_command();
+        let Command::Serve(args) = cli.into_command() else {
+            panic!("serve")
+        };
         assert_eq!(args.listen.port(), 6000);
         assert_eq!(args.time_zone, Tz::UTC);
         let cli =
             Cli::try_parse_from(["executions", "serve", "--time-zone", "Europe/Paris"]).unwrap();
-        let Command::Serve(args) = cli.into_command();
+        let Command::Serve(args) = cli.into_command() else {
+            panic!("serve")
+        };
         assert_eq!(args.time_zone, chrono_tz::Europe::Paris);
+        let cli = Cli::try_parse_from(["executions", "watch", "v8brp", "--json"]).unwrap();
+        let Command::Watch(args) = cli.into_command() else {
+            panic!("watch")
+        };
+        assert!(args.json);
+        assert_eq!(args.id, "v8brp");
         assert!(Cli::try_parse_from(["executions", "--time-zone", "Nowhere/City"]).is_err());
     }
 }

@@ -16,9 +16,11 @@
 //! - [`db`]: SeaORM entities, migrations and queries; returns domain types.
 //! - [`watch`]: the hub that tells watchers an execution changed.
 //! - [`config`]: the command line and environment settings.
+//! - [`cli`]: client commands of the binary (`executions watch`).
 //! - [`proto`]: code generated from `proto/`.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;

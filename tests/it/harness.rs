@@ -117,12 +117,34 @@ impl TestServer {
     }
 
     async fn start(url: &str, cleanup: Cleanup, settings: WatchSettings) -> Self {
+        Self::start_on(url, cleanup, settings, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Stops the server and starts a new one on the same address and database (a server
+    /// restart, as a client sees it).
+    pub async fn restart(self) -> Self {
+        let (url, addr) = (self.url.clone(), self.addr);
+        let _ = self.shutdown.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("server stops within 10 s")
+            .expect("server task")
+            .expect("server ran cleanly");
+        Self::start_on(&url, self.cleanup, WatchSettings::default(), addr).await
+    }
+
+    async fn start_on(
+        url: &str,
+        cleanup: Cleanup,
+        settings: WatchSettings,
+        addr: std::net::SocketAddr,
+    ) -> Self {
         let db = Database::connect(url, 8)
             .await
             .expect("connect and migrate");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .expect("bind port 0");
+            .expect("bind the test server's port");
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let hub = ChangeHub::default();

@@ -8,6 +8,7 @@
 mod harness;
 
 mod bad_input;
+mod cli;
 mod concurrency;
 mod grpcurl;
 mod lifecycle;

@@ -1,0 +1,4 @@
+//! Client-side commands of the `executions` binary: they talk to a running server through
+//! the generated gRPC client, like any other caller.
+
+pub mod watch;
