@@ -1,4 +1,5 @@
-//! Code generated from `proto/workflow/executions/v1/executions.proto` by build.rs.
+//! Code generated from `proto/workflow/executions/v1/executions.proto` by build.rs, and
+//! the codec it uses.
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
 
 /// Package `workflow.executions.v1`.
@@ -8,4 +9,52 @@ pub mod v1 {
     /// Encoded file descriptor set of the package, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("executions_descriptor");
+}
+
+/// The prost codec with small per-call buffers.
+///
+/// tonic gives every call an encode buffer of 8 KiB by default, held for the life of the
+/// call. A watch stream lives for hours and mostly sleeps, so with tens of thousands of
+/// open watches those buffers would dominate the server's memory. Messages here are small;
+/// a buffer that starts at 1 KiB grows when a large one (a big template) comes by.
+pub mod codec {
+    use std::marker::PhantomData;
+
+    use prost::Message;
+    use tonic::codec::{BufferSettings, Codec};
+    use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+
+    /// Initial size of each call's encode and decode buffer.
+    const BUFFER_BYTES: usize = 1024;
+    /// Encoded bytes after which a stream yields to the transport (tonic's default).
+    const YIELD_THRESHOLD: usize = 32 * 1024;
+
+    /// [`ProstCodec`] with [`BUFFER_BYTES`] buffers.
+    #[derive(Debug, Clone)]
+    pub struct SmallBufferCodec<T, U>(PhantomData<(T, U)>);
+
+    impl<T, U> Default for SmallBufferCodec<T, U> {
+        fn default() -> Self {
+            Self(PhantomData)
+        }
+    }
+
+    impl<T, U> Codec for SmallBufferCodec<T, U>
+    where
+        T: Message + Send + 'static,
+        U: Message + Default + Send + 'static,
+    {
+        type Encode = T;
+        type Decode = U;
+        type Encoder = ProstEncoder<T>;
+        type Decoder = ProstDecoder<U>;
+
+        fn encoder(&mut self) -> Self::Encoder {
+            ProstCodec::<T, U>::raw_encoder(BufferSettings::new(BUFFER_BYTES, YIELD_THRESHOLD))
+        }
+
+        fn decoder(&mut self) -> Self::Decoder {
+            ProstCodec::<T, U>::raw_decoder(BufferSettings::new(BUFFER_BYTES, YIELD_THRESHOLD))
+        }
+    }
 }

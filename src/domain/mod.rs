@@ -19,7 +19,7 @@ pub use status::{ActionStatus, EdgeStatus, ExecutionStatus};
 pub use template::{Edge, Graph, Node, Position, Template, TemplateError};
 
 /// How much of an execution a read returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum View {
     /// Header only: no template, stats, data or log.
     Basic,

@@ -7,6 +7,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::from_proto;
+use super::render_cache::RenderCache;
 use super::to_proto::Presentation;
 use crate::domain::{Execution, View};
 use crate::error::Error;
@@ -19,6 +20,7 @@ use crate::service::Executions;
 pub struct ExecutionApi {
     executions: Executions,
     default_zone: Tz,
+    renders: RenderCache,
 }
 
 impl ExecutionApi {
@@ -27,6 +29,7 @@ impl ExecutionApi {
         Self {
             executions,
             default_zone,
+            renders: RenderCache::default(),
         }
     }
 
@@ -110,13 +113,16 @@ impl ExecutionService for ExecutionApi {
         let target = from_proto::execution_ref(&hashids, "id", &req.id)?;
         let since = from_proto::since_revision(req.since_revision)?;
         let events = self.executions.watch(target, since).await?;
+        let renders = self.renders.clone();
         let responses = events.map(move |event| {
             let out = Presentation {
                 view,
                 zone,
                 hashids: &hashids,
             };
-            event.map(|e| out.watch_event(&e)).map_err(Status::from)
+            event
+                .map(|e| out.watch_event(&e, &renders))
+                .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(responses)))
     }

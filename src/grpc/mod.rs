@@ -3,6 +3,7 @@
 
 mod from_proto;
 mod handler;
+mod render_cache;
 mod status;
 mod structs;
 mod to_proto;

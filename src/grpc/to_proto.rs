@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use super::render_cache::RenderCache;
 use super::structs::json_to_struct;
 use crate::domain::{
     ActionState, ActionStatus, Detail, EdgeStatus, Execution, ExecutionStatus, FullExecution,
@@ -36,8 +37,12 @@ impl Presentation<'_> {
         self.parts(&e.header, Some(&e.detail))
     }
 
-    /// The wire form of a watch event.
-    pub fn watch_event(&self, event: &WatchEvent) -> pb::WatchExecutionResponse {
+    /// The wire form of a watch event, converting its execution through `cache`.
+    pub fn watch_event(
+        &self,
+        event: &WatchEvent,
+        cache: &RenderCache,
+    ) -> pb::WatchExecutionResponse {
         let (kind, revision, execution) = match event {
             WatchEvent::Snapshot(e) => (pb::WatchEventKind::Snapshot, e.header.revision, Some(e)),
             WatchEvent::Update(e) => (pb::WatchEventKind::Update, e.header.revision, Some(e)),
@@ -46,7 +51,7 @@ impl Presentation<'_> {
         pb::WatchExecutionResponse {
             kind: kind as i32,
             revision,
-            execution: execution.map(|e| self.full_execution(e)),
+            execution: execution.map(|e| cache.execution(self, e)),
             sent_at: Some(timestamp(Utc::now())),
         }
     }

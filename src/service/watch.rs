@@ -77,21 +77,33 @@ impl Executions {
             ExecutionRef::Id(id) => id,
             ExecutionRef::Seq(_) => self.get(target, View::Basic).await?.header.id,
         };
-        // Subscribe first, then read: a change committed after the read is published to
-        // the subscription; one committed before it is in the read.
+        // Subscribe first, then take the snapshot: a change committed after it is
+        // published to the subscription; one committed before it is in the snapshot.
         let mut subscription = self.hub.subscribe(id);
-        let read = db::load(self.db.conn(), ExecutionRef::Id(id), View::Full)
-            .await?
-            .ok_or_else(|| self.not_found(target))?;
-        let read = Arc::new(FullExecution {
-            header: read.header,
-            detail: read
-                .detail
-                .ok_or_else(|| Error::internal("FULL read without detail"))?,
-        });
         let current = match subscription.latest() {
-            Some(published) if published.header.revision > read.header.revision => published,
-            _ => read,
+            // Others already watch this execution: their slot holds the latest published
+            // state (every later change will be published to us too), so share it rather
+            // than read the database once more per watcher.
+            Some(published) if published.header.revision >= since_revision => published,
+            _ => {
+                let read = db::load(self.db.conn(), ExecutionRef::Id(id), View::Full)
+                    .await?
+                    .ok_or_else(|| self.not_found(target))?;
+                let read = Arc::new(FullExecution {
+                    header: read.header,
+                    detail: read
+                        .detail
+                        .ok_or_else(|| Error::internal("FULL read without detail"))?,
+                });
+                // Share it with the watchers that come next.
+                self.hub.offer(read.clone());
+                match subscription.latest() {
+                    Some(published) if published.header.revision > read.header.revision => {
+                        published
+                    }
+                    _ => read,
+                }
+            }
         };
         if since_revision > current.header.revision {
             return Err(Error::RevisionAhead {

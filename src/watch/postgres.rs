@@ -163,12 +163,14 @@ async fn receive_changes(db: Database, hub: ChangeHub, token: CancellationToken)
             while let Some(more) = listener.next_buffered() {
                 payloads.push(more.payload().to_owned());
             }
-            // Only what someone here watches, at a revision newer than they have.
+            // Only what someone here watches, at a revision newer than they have. A slot
+            // still at 0 belongs to a watcher between subscribing and reading its snapshot:
+            // that read sees this committed change, so it needs no read here.
             let stale: Vec<ExecutionId> = parse(&payloads)
                 .into_iter()
                 .filter(|(id, revision)| {
                     hub.watched_revision(*id)
-                        .is_some_and(|have| have < *revision)
+                        .is_some_and(|have| have > 0 && have < *revision)
                 })
                 .map(|(id, _)| id)
                 .collect();
