@@ -36,6 +36,10 @@ pub enum WatchEvent {
     },
 }
 
+/// How long a new watcher waits for another watcher's read of the same execution before
+/// reading it itself.
+const SHARED_READ_PATIENCE: Duration = Duration::from_secs(2);
+
 /// The stream a watch returns.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Error>> + Send>>;
 
@@ -86,23 +90,8 @@ impl Executions {
             // than read the database once more per watcher.
             Some(published) if published.header.revision >= since_revision => published,
             _ => {
-                let read = db::load(self.db.conn(), ExecutionRef::Id(id), View::Full)
+                self.snapshot(target, &mut subscription, since_revision)
                     .await?
-                    .ok_or_else(|| self.not_found(target))?;
-                let read = Arc::new(FullExecution {
-                    header: read.header,
-                    detail: read
-                        .detail
-                        .ok_or_else(|| Error::internal("FULL read without detail"))?,
-                });
-                // Share it with the watchers that come next.
-                self.hub.offer(read.clone());
-                match subscription.latest() {
-                    Some(published) if published.header.revision > read.header.revision => {
-                        published
-                    }
-                    _ => read,
-                }
             }
         };
         if since_revision > current.header.revision {
@@ -119,6 +108,52 @@ impl Executions {
             self.watch_shutdown.clone(),
             permit,
         )))
+    }
+
+    /// The state a new watcher starts from when the slot has none recent enough: one
+    /// watcher reads it from the database and shares it through the slot, while watchers
+    /// arriving meanwhile wait for that read rather than each making their own.
+    async fn snapshot(
+        &self,
+        target: ExecutionRef,
+        subscription: &mut Subscription,
+        since_revision: i64,
+    ) -> Result<Arc<FullExecution>, Error> {
+        if !subscription.claim_reader()
+            && let Some(shared) = subscription
+                .wait_for_state(since_revision, SHARED_READ_PATIENCE)
+                .await
+        {
+            return Ok(shared);
+        }
+        let read = async {
+            let read = db::load(
+                self.db.conn(),
+                ExecutionRef::Id(subscription.id()),
+                View::Full,
+            )
+            .await?
+            .ok_or_else(|| self.not_found(target))?;
+            Ok::<_, Error>(Arc::new(FullExecution {
+                header: read.header,
+                detail: read
+                    .detail
+                    .ok_or_else(|| Error::internal("FULL read without detail"))?,
+            }))
+        }
+        .await;
+        let read = match read {
+            Ok(read) => read,
+            Err(err) => {
+                subscription.release_reader();
+                return Err(err);
+            }
+        };
+        self.hub.offer(read.clone());
+        Ok(match subscription.latest() {
+            Some(published) if published.header.revision > read.header.revision => published,
+            _ => read,
+        })
     }
 
     /// Ends every open watch with [`Error::ShuttingDown`].

@@ -14,7 +14,7 @@
 pub mod postgres;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{mpsc, watch};
@@ -32,11 +32,20 @@ pub struct ChangeHub {
 
 #[derive(Debug, Default)]
 struct Inner {
-    slots: Mutex<HashMap<ExecutionId, watch::Sender<Latest>>>,
+    slots: Mutex<HashMap<ExecutionId, Slot>>,
     /// Where local changes go to reach other replicas (PostgreSQL only).
     relay: OnceLock<mpsc::UnboundedSender<(ExecutionId, i64)>>,
     /// Executions read from the database to serve watchers (counted for the benchmark).
     state_reads: AtomicU64,
+}
+
+/// The shared state of one watched execution.
+#[derive(Debug)]
+struct Slot {
+    latest: watch::Sender<Latest>,
+    /// Set by the first watcher that reads the state from the database while the slot is
+    /// empty; the others wait for that read instead of making their own.
+    reader_claimed: Arc<AtomicBool>,
 }
 
 /// A watcher's handle on one execution's slot; the slot goes away with its last handle.
@@ -44,6 +53,7 @@ struct Inner {
 pub struct Subscription {
     id: ExecutionId,
     rx: Option<watch::Receiver<Latest>>,
+    reader_claimed: Arc<AtomicBool>,
     hub: Arc<Inner>,
 }
 
@@ -75,7 +85,7 @@ impl ChangeHub {
         let slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = slots.get(&id) {
             // Revisions only move forward, even when publishers race.
-            slot.send_if_modified(|latest| {
+            slot.latest.send_if_modified(|latest| {
                 let newer = latest.as_ref().is_none_or(|l| l.header.revision < revision);
                 if newer {
                     *latest = Some(state());
@@ -89,13 +99,14 @@ impl ChangeHub {
     /// change can fall between the read and the subscription.
     pub fn subscribe(&self, id: ExecutionId) -> Subscription {
         let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let rx = slots
-            .entry(id)
-            .or_insert_with(|| watch::channel(None).0)
-            .subscribe();
+        let slot = slots.entry(id).or_insert_with(|| Slot {
+            latest: watch::channel(None).0,
+            reader_claimed: Arc::default(),
+        });
         Subscription {
             id,
-            rx: Some(rx),
+            rx: Some(slot.latest.subscribe()),
+            reader_claimed: slot.reader_claimed.clone(),
             hub: self.inner.clone(),
         }
     }
@@ -104,9 +115,12 @@ impl ChangeHub {
     /// `None` when nobody here watches it.
     pub fn watched_revision(&self, id: ExecutionId) -> Option<i64> {
         let slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots
-            .get(&id)
-            .map(|slot| slot.borrow().as_ref().map_or(0, |l| l.header.revision))
+        slots.get(&id).map(|slot| {
+            slot.latest
+                .borrow()
+                .as_ref()
+                .map_or(0, |l| l.header.revision)
+        })
     }
 
     /// Every execution watched on this replica.
@@ -161,6 +175,31 @@ impl Subscription {
             .as_mut()
             .and_then(|rx| rx.borrow_and_update().clone())
     }
+
+    /// True for the one watcher that should read the state from the database while the
+    /// slot is empty; the others call [`Subscription::wait_for_state`].
+    pub fn claim_reader(&self) -> bool {
+        !self.reader_claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Gives up the reader's role (its read failed), so the next watcher takes it.
+    pub fn release_reader(&self) {
+        self.reader_claimed.store(false, Ordering::Release);
+    }
+
+    /// Waits up to `patience` for a published state at or above `revision`.
+    pub async fn wait_for_state(&mut self, revision: i64, patience: std::time::Duration) -> Latest {
+        let rx = self.rx.as_mut()?;
+        let ready = rx.wait_for(|latest| {
+            latest
+                .as_ref()
+                .is_some_and(|l| l.header.revision >= revision)
+        });
+        match tokio::time::timeout(patience, ready).await {
+            Ok(Ok(state)) => state.clone(),
+            _ => None,
+        }
+    }
 }
 
 impl Drop for Subscription {
@@ -171,7 +210,7 @@ impl Drop for Subscription {
         // slot is unused.
         if slots
             .get(&self.id)
-            .is_some_and(|slot| slot.receiver_count() == 0)
+            .is_some_and(|slot| slot.latest.receiver_count() == 0)
         {
             slots.remove(&self.id);
         }
@@ -231,6 +270,29 @@ mod tests {
         assert_eq!(hub.watched_count(), 1);
         drop(b);
         assert_eq!(hub.watched_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn one_watcher_reads_and_the_others_wait_for_it() {
+        let hub = ChangeHub::default();
+        let id = ExecutionId::generate();
+        let reader = hub.subscribe(id);
+        let mut waiter = hub.subscribe(id);
+        assert!(reader.claim_reader());
+        assert!(!waiter.claim_reader(), "only one reader");
+        let waiting = tokio::spawn(async move {
+            waiter
+                .wait_for_state(1, std::time::Duration::from_secs(5))
+                .await
+                .map(|l| l.header.revision)
+        });
+        hub.offer(Arc::new(execution(id, 1)));
+        assert_eq!(waiting.await.unwrap(), Some(1));
+        reader.release_reader();
+        assert!(
+            reader.claim_reader(),
+            "released, the role can be taken again"
+        );
     }
 
     #[tokio::test]
