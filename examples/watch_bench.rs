@@ -166,7 +166,6 @@ impl Server {
 async fn connect(addr: &str) -> anyhow::Result<ExecutionServiceClient<Channel>> {
     // One Channel per connection: tonic multiplexes every stream of a client over it.
     let channel = Endpoint::from_shared(format!("http://{addr}"))?
-        .http2_adaptive_window(true)
         .connect()
         .await?;
     Ok(ExecutionServiceClient::new(channel))
