@@ -152,6 +152,28 @@ async fn readme_grpcurl_calls_work() {
         "ACTION_STATUS_RUNNING"
     );
 
+    // WatchExecution streams: start grpcurl on it, change the execution, stop it; the
+    // stream ends by itself after the terminal state.
+    let watcher = std::process::Command::new(&bin)
+        .args([
+            "-plaintext",
+            "-d",
+            &format!(r#"{{"id": "{hashid}"}}"#),
+            &addr,
+            &format!("{service}/WatchExecution"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn grpcurl WatchExecution");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    call(
+        "UpdateAction",
+        &format!(
+            r#"{{"execution_id": "{hashid}", "node_id": "laptop", "status": "ACTION_STATUS_RUNNING"}}"#
+        ),
+    );
+
     let stopped = call(
         "StopExecution",
         &format!(r#"{{"id": "{hashid}", "reason": "cancelled by operator"}}"#),
@@ -161,6 +183,38 @@ async fn readme_grpcurl_calls_work() {
     assert_eq!(
         stopped["stats"]["account"]["action"]["status"],
         "ACTION_STATUS_STOPPED"
+    );
+
+    let watched = watcher.wait_with_output().unwrap();
+    assert!(
+        watched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
+    let messages: Vec<Value> = serde_json::Deserializer::from_slice(&watched.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let kinds: Vec<&str> = messages
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "WATCH_EVENT_KIND_SNAPSHOT",
+            "WATCH_EVENT_KIND_UPDATE",
+            "WATCH_EVENT_KIND_UPDATE"
+        ]
+    );
+    let revisions: Vec<&str> = messages
+        .iter()
+        .map(|m| m["revision"].as_str().unwrap())
+        .collect();
+    assert_eq!(revisions, ["2", "3", "4"]);
+    assert_eq!(
+        messages[2]["execution"]["status"],
+        "EXECUTION_STATUS_STOPPED"
     );
 
     // Error details decode through reflection: the README's -format-error example.
