@@ -21,8 +21,10 @@ pub mod codec {
     use std::marker::PhantomData;
 
     use prost::Message;
-    use tonic::codec::{BufferSettings, Codec};
+    use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+    use tonic::{Code, Status};
     use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+    use tonic_types::{ErrorDetails, StatusExt};
 
     /// Initial size of each call's encode and decode buffer.
     const BUFFER_BYTES: usize = 1024;
@@ -47,14 +49,49 @@ pub mod codec {
         type Encode = T;
         type Decode = U;
         type Encoder = ProstEncoder<T>;
-        type Decoder = ProstDecoder<U>;
+        type Decoder = CheckedDecoder<U>;
 
         fn encoder(&mut self) -> Self::Encoder {
             ProstCodec::<T, U>::raw_encoder(BufferSettings::new(BUFFER_BYTES, YIELD_THRESHOLD))
         }
 
         fn decoder(&mut self) -> Self::Decoder {
-            ProstCodec::<T, U>::raw_decoder(BufferSettings::new(BUFFER_BYTES, YIELD_THRESHOLD))
+            CheckedDecoder(ProstCodec::<T, U>::raw_decoder(BufferSettings::new(
+                BUFFER_BYTES,
+                YIELD_THRESHOLD,
+            )))
+        }
+    }
+
+    /// The prost decoder, but a message that does not decode is the caller's mistake:
+    /// INVALID_ARGUMENT with ErrorInfo reason `MALFORMED_MESSAGE`, not tonic's INTERNAL.
+    #[derive(Debug)]
+    pub struct CheckedDecoder<U>(ProstDecoder<U>);
+
+    impl<U: Message + Default> Decoder for CheckedDecoder<U> {
+        type Item = U;
+        type Error = Status;
+
+        fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+            self.0.decode(buf).map_err(|status| {
+                if status.code() != Code::Internal {
+                    return status;
+                }
+                let message = format!("the message does not decode: {}", status.message());
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    message,
+                    ErrorDetails::with_error_info(
+                        "MALFORMED_MESSAGE",
+                        crate::grpc::ERROR_DOMAIN,
+                        std::collections::HashMap::new(),
+                    ),
+                )
+            })
+        }
+
+        fn buffer_settings(&self) -> BufferSettings {
+            self.0.buffer_settings()
         }
     }
 }

@@ -1,13 +1,12 @@
 //! The PostgreSQL side of the change feed between replicas: NOTIFY after commit, a
 //! LISTEN connection, and reading many executions at once for watchers.
 
-use std::collections::HashMap;
-
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement};
 
-use super::entity::{action, execution};
-use super::{Database, rows};
+use super::Database;
+use super::entity::execution;
+use super::store::with_actions_of_many;
 use crate::domain::{ExecutionId, FullExecution};
 use crate::error::Error;
 
@@ -35,30 +34,18 @@ pub async fn listen(db: &Database, channel: &str) -> Result<PgListener, Error> {
     Ok(listener)
 }
 
-/// The current full state of each of `ids` that exists, with one query for the rows and
-/// one for their actions.
+/// The current full state of each of `ids` that exists, read in one snapshot with one
+/// query for the rows and one for their actions.
 pub async fn load_many(db: &Database, ids: &[ExecutionId]) -> Result<Vec<FullExecution>, Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let conn = db.conn();
+    let txn = db.begin_read().await?;
     let found = execution::Entity::find()
         .filter(execution::Column::Id.is_in(ids.iter().map(|id| id.as_uuid())))
-        .all(conn)
+        .all(&txn)
         .await?;
-    let mut actions: HashMap<i64, Vec<action::Model>> = HashMap::new();
-    for row in action::Entity::find()
-        .filter(action::Column::ExecutionSeq.is_in(found.iter().map(|row| row.seq)))
-        .all(conn)
-        .await?
-    {
-        actions.entry(row.execution_seq).or_default().push(row);
-    }
-    found
-        .into_iter()
-        .map(|row| {
-            let own = actions.remove(&row.seq).unwrap_or_default();
-            rows::full(row, own)
-        })
-        .collect()
+    let loaded = with_actions_of_many(&txn, found).await?;
+    txn.commit().await?;
+    Ok(loaded)
 }

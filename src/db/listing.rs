@@ -1,17 +1,15 @@
 //! ListExecutions' query: typed filters, keyset pagination over (created_at, seq) with no
 //! OFFSET, and one query for the actions of a whole FULL page (no N+1).
 
-use std::collections::HashMap;
-
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, Order, QueryFilter,
     QueryOrder, QuerySelect,
 };
 
-use super::entity::{action, execution};
+use super::entity::execution;
 use super::rows;
-use super::store::select_headers;
+use super::store::{select_headers, with_actions_of_many};
 use crate::domain::listing::{ListFilter, ListQuery, SortOrder};
 use crate::domain::{Execution, View};
 use crate::error::Error;
@@ -60,24 +58,11 @@ pub async fn list(conn: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<
             })
             .collect();
     }
-    let seqs: Vec<i64> = found.iter().map(|row| row.seq).collect();
-    let mut actions: HashMap<i64, Vec<action::Model>> = HashMap::new();
-    if !seqs.is_empty() {
-        for row in action::Entity::find()
-            .filter(action::Column::ExecutionSeq.is_in(seqs))
-            .all(conn)
-            .await?
-        {
-            actions.entry(row.execution_seq).or_default().push(row);
-        }
-    }
-    found
+    Ok(with_actions_of_many(conn, found)
+        .await?
         .into_iter()
-        .map(|row| {
-            let own = actions.remove(&row.seq).unwrap_or_default();
-            Ok(rows::full(row, own)?.into())
-        })
-        .collect()
+        .map(Execution::from)
+        .collect())
 }
 
 fn filter_condition(filter: &ListFilter, backend: DatabaseBackend) -> Result<Condition, Error> {

@@ -22,7 +22,8 @@ use tokio::sync::{Mutex, MutexGuard};
 
 pub use listing::list;
 pub use store::{
-    find_by_request_id, insert_execution, is_unique_violation, load, load_for_change, save_change,
+    creation_time, find_by_request_id, insert_execution, is_unique_violation, load,
+    load_for_change, save_change,
 };
 
 use crate::error::Error;
@@ -64,7 +65,7 @@ impl Database {
                     .foreign_keys(true)
             });
         let conn = sea_orm::Database::connect(options).await?;
-        migration::Migrator::up(&conn, None).await?;
+        migrate(&conn).await?;
         let sqlite_writer =
             (conn.get_database_backend() == DatabaseBackend::Sqlite).then(Arc::default);
         Ok(Self {
@@ -93,15 +94,57 @@ impl Database {
         Ok((WriteGuard(guard), txn))
     }
 
-    /// True when the database answers a trivial query.
-    pub async fn ping(&self) -> bool {
-        self.conn.ping().await.is_ok()
+    /// Opens a read-only transaction that sees one snapshot for all its statements, so an
+    /// execution's row and its action rows are read at the same revision (REPEATABLE READ
+    /// on PostgreSQL; any SQLite transaction reads one snapshot of the WAL).
+    pub async fn begin_read(&self) -> Result<DatabaseTransaction, DbErr> {
+        if self.is_postgres() {
+            self.conn
+                .begin_with_config(
+                    Some(sea_orm::IsolationLevel::RepeatableRead),
+                    Some(sea_orm::AccessMode::ReadOnly),
+                )
+                .await
+        } else {
+            self.conn.begin().await
+        }
     }
 
     /// Closes the pool.
     pub async fn close(self) -> Result<(), DbErr> {
         self.conn.close().await
     }
+}
+
+/// Key of the PostgreSQL advisory lock held while migrating.
+const MIGRATION_LOCK: i64 = 0x6578_6563_7574_6e73; // "exec" "utns"
+
+/// Runs pending migrations. On PostgreSQL, replicas starting together take turns: the
+/// first holds an advisory lock (on a connection of its own) while it migrates, and the
+/// others then find nothing left to do.
+async fn migrate(conn: &DatabaseConnection) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DatabaseBackend::Postgres {
+        return migration::Migrator::up(conn, None).await;
+    }
+    let to_db_err = |err| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err)));
+    let mut lock = conn
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .map_err(to_db_err)?;
+    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *lock)
+        .await
+        .map_err(to_db_err)?;
+    let migrated = migration::Migrator::up(conn, None).await;
+    let unlocked = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *lock)
+        .await
+        .map_err(to_db_err);
+    migrated?;
+    unlocked.map(drop)
 }
 
 impl From<DbErr> for Error {

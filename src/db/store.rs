@@ -3,7 +3,10 @@
 
 use sea_orm::ActiveValue::NotSet;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, SqlErr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    SqlErr, Statement,
+};
 
 use super::entity::{action, execution};
 use super::rows;
@@ -79,6 +82,42 @@ pub async fn insert_execution(
     Ok(Some(seq))
 }
 
+/// Key of the PostgreSQL advisory lock that orders creations.
+const CREATION_LOCK: i64 = 0x6578_6563_6372_6561; // "exec" "crea"
+
+/// The creation time of a new execution, taken inside the write transaction so that
+/// creation times increase in commit order: list pages walk `created_at`, and a row that
+/// committed after a page was read must not sort before that page's cursor. On
+/// PostgreSQL, creations (across replicas) take turns on an advisory lock held until
+/// commit; on SQLite the caller already holds the only write lock. The time is `now`, or
+/// 1 µs after the newest execution if the clock is behind it.
+pub async fn creation_time(
+    conn: &impl ConnectionTrait,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+    let backend = conn.get_database_backend();
+    if backend == DatabaseBackend::Postgres {
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT pg_advisory_xact_lock($1)",
+            [CREATION_LOCK.into()],
+        ))
+        .await?;
+    }
+    let newest: Option<i64> = execution::Entity::find()
+        .select_only()
+        .expr(execution::Column::CreatedAt.max())
+        .into_tuple()
+        .one(conn)
+        .await?
+        .flatten();
+    let now_us = rows::to_micros(now);
+    match newest {
+        Some(newest) if newest >= now_us => rows::from_micros(newest + 1),
+        _ => Ok(now),
+    }
+}
+
 /// True when a write failed on a unique index.
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
@@ -146,6 +185,30 @@ pub async fn load_for_change(
         Some(row) => Ok(Some(with_actions(conn, row).await?)),
         None => Ok(None),
     }
+}
+
+/// Full executions of many rows: their actions come from one query.
+pub(super) async fn with_actions_of_many(
+    conn: &impl ConnectionTrait,
+    found: Vec<execution::Model>,
+) -> Result<Vec<FullExecution>, Error> {
+    let mut actions: std::collections::HashMap<i64, Vec<action::Model>> = Default::default();
+    if !found.is_empty() {
+        for row in action::Entity::find()
+            .filter(action::Column::ExecutionSeq.is_in(found.iter().map(|row| row.seq)))
+            .all(conn)
+            .await?
+        {
+            actions.entry(row.execution_seq).or_default().push(row);
+        }
+    }
+    found
+        .into_iter()
+        .map(|row| {
+            let own = actions.remove(&row.seq).unwrap_or_default();
+            rows::full(row, own)
+        })
+        .collect()
 }
 
 async fn with_actions(

@@ -145,8 +145,8 @@ pub fn create(new: NewExecution, id: ExecutionId, now: DateTime<Utc>) -> FullExe
     }
 }
 
-/// Applies a progress report. Checks, in order: the action exists; the execution is not
-/// stopped; the expected revision (if any) is current; a report of the status the action
+/// Applies a progress report. Checks, in order: the execution is not stopped (after a stop
+/// every report is refused); the action exists; the expected revision (if any) is current; a report of the status the action
 /// already has is a no-op; the execution is not finished; the move is allowed; the action
 /// is ready (for SCHEDULED and RUNNING). Then sets the action's status and timestamp and
 /// re-derives counts, status and revision.
@@ -156,6 +156,9 @@ pub fn apply_update(
     now: DateTime<Utc>,
 ) -> Result<Outcome, RuleViolation> {
     let FullExecution { header, detail } = execution;
+    if header.status == ExecutionStatus::Stopped {
+        return Err(RuleViolation::ExecutionStopped);
+    }
     let current = detail
         .actions
         .get(&update.node_id)
@@ -163,9 +166,6 @@ pub fn apply_update(
             node_id: update.node_id.clone(),
         })?
         .status;
-    if header.status == ExecutionStatus::Stopped {
-        return Err(RuleViolation::ExecutionStopped);
-    }
     if let Some(expected) = update.expected_revision
         && expected != header.revision
     {

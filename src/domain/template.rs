@@ -147,7 +147,7 @@ impl Template {
             || self
                 .action_types
                 .iter()
-                .any(|t| t.chars().count() > MAX_NODE_NAME_CHARS)
+                .any(|t| t.chars().count() > MAX_NODE_NAME_CHARS || t.contains('\0'))
         {
             return Err(TemplateError::new(
                 "TEMPLATE_INVALID_ACTION_TYPES",
@@ -275,21 +275,27 @@ impl Template {
 
 fn check_node(i: usize, node: &Node) -> Result<(), TemplateError> {
     let id_chars = node.id.chars().count();
-    if id_chars == 0 || id_chars > MAX_NODE_ID_CHARS || node.id.chars().any(char::is_whitespace) {
+    if id_chars == 0
+        || id_chars > MAX_NODE_ID_CHARS
+        || node.id.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(TemplateError::new(
             "TEMPLATE_INVALID_NODE",
             format!("nodes[{i}].id"),
             format!("a node id has 1 to {MAX_NODE_ID_CHARS} characters and no whitespace"),
         ));
     }
-    if node.node_type.is_empty() || node.node_type.chars().count() > MAX_NODE_NAME_CHARS {
+    if node.node_type.is_empty()
+        || node.node_type.chars().count() > MAX_NODE_NAME_CHARS
+        || node.node_type.contains('\0')
+    {
         return Err(TemplateError::new(
             "TEMPLATE_INVALID_NODE",
             format!("nodes[{i}].type"),
             format!("a node type has 1 to {MAX_NODE_NAME_CHARS} characters"),
         ));
     }
-    if node.name.chars().count() > MAX_NODE_NAME_CHARS {
+    if node.name.chars().count() > MAX_NODE_NAME_CHARS || node.name.contains('\0') {
         return Err(TemplateError::new(
             "TEMPLATE_INVALID_NODE",
             format!("nodes[{i}].name"),

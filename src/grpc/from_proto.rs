@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::structs::{NonFiniteNumber, struct_to_json};
+use super::structs::{UnstorableJson, struct_to_json};
 use crate::domain::listing::{ListFilter, SortOrder, page_size};
 use crate::domain::rules::{ActionUpdate, NewExecution};
+use crate::domain::template::MAX_NODE_ID_CHARS;
 use crate::domain::{
     ActionStatus, DEFAULT_USER_KEY, Edge, ExecutionRef, ExecutionStatus, HashidCodec, Node,
     Position, Template, View, time,
@@ -70,6 +71,13 @@ fn bounded(
     min: usize,
     max: usize,
 ) -> Result<(), Error> {
+    if value.contains('\0') {
+        return Err(Error::invalid(
+            field,
+            reason,
+            format!("{field} must not contain a NUL character"),
+        ));
+    }
     let chars = value.chars().count();
     if chars < min || chars > max {
         return Err(Error::invalid(
@@ -99,12 +107,12 @@ fn json_object(
     field: &str,
     s: prost_types::Struct,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
-    struct_to_json(s).map_err(|NonFiniteNumber| {
-        Error::invalid(
-            field,
-            "INVALID_JSON",
-            format!("{field} holds a number JSON cannot (NaN or infinite)"),
-        )
+    struct_to_json(s).map_err(|err| {
+        let what = match err {
+            UnstorableJson::NonFiniteNumber => "a number JSON cannot hold (NaN or infinite)",
+            UnstorableJson::NulCharacter => "a NUL character",
+        };
+        Error::invalid(field, "INVALID_JSON", format!("{field} holds {what}"))
     })
 }
 
@@ -204,7 +212,13 @@ fn template(t: pb::Template) -> Result<Template, Error> {
 
 /// An UpdateAction request as a validated [`ActionUpdate`].
 pub fn action_update(req: &pb::UpdateActionRequest) -> Result<ActionUpdate, Error> {
-    bounded("node_id", "INVALID_NODE_ID", &req.node_id, 1, MAX_KEY_CHARS)?;
+    bounded(
+        "node_id",
+        "INVALID_NODE_ID",
+        &req.node_id,
+        1,
+        MAX_NODE_ID_CHARS,
+    )?;
     let status = action_status(req.status).ok_or_else(|| {
         Error::invalid(
             "status",
@@ -356,6 +370,14 @@ pub fn list_request(req: pb::ListExecutionsRequest) -> Result<ListRequest, Error
             execution_data.insert(key, value);
         }
     }
+    bounded("key", "INVALID_KEY", &req.key, 0, MAX_KEY_CHARS)?;
+    bounded(
+        "user_key",
+        "INVALID_USER_KEY",
+        &req.user_key,
+        0,
+        MAX_USER_KEY_CHARS,
+    )?;
     let non_empty = |s: String| (!s.is_empty()).then_some(s);
     Ok(ListRequest {
         filter: ListFilter {

@@ -97,7 +97,7 @@ impl ExecutionService for ExecutionApi {
         let out = self.presentation(req.view, View::Full, &req.time_zone)?;
         let target = from_proto::execution_ref(self.executions.hashids(), "id", &req.id)?;
         from_proto::stop_reason(&req.reason)?;
-        let execution = self.executions.stop(target, &req.reason).await?;
+        let execution = self.executions.stop(target, req.reason).await?;
         Ok(self.respond(&out, execution))
     }
 

@@ -86,8 +86,17 @@ pub async fn run(
     let mut server = tokio::spawn(server);
     tracing::info!(%local_addr, "serving workflow.executions.v1.ExecutionService");
 
+    let stop_feed = || async {
+        feed_stop.cancel();
+        for task in feed {
+            let _ = task.await;
+        }
+    };
     tokio::select! {
-        result = &mut server => return Ok(result??),
+        result = &mut server => {
+            stop_feed().await;
+            return Ok(result??);
+        }
         () = shutdown => {}
     }
     tracing::info!(open_watches = executions.open_watches(), "shutting down");
@@ -105,9 +114,6 @@ pub async fn run(
             server.abort();
         }
     }
-    feed_stop.cancel();
-    for task in feed {
-        let _ = task.await;
-    }
+    stop_feed().await;
     Ok(())
 }

@@ -4,25 +4,36 @@ use prost_types::value::Kind;
 use prost_types::{ListValue, Struct, Value};
 use serde_json::{Map, Number};
 
-/// A number that JSON cannot hold (NaN or infinite).
+/// What a Struct may hold but the databases cannot store.
 #[derive(Debug)]
-pub struct NonFiniteNumber;
+pub enum UnstorableJson {
+    /// NaN or an infinity: JSON has no such numbers.
+    NonFiniteNumber,
+    /// A NUL character in a key or a string: PostgreSQL's jsonb refuses it.
+    NulCharacter,
+}
 
 /// The JSON object a Struct holds.
-pub fn struct_to_json(s: Struct) -> Result<Map<String, serde_json::Value>, NonFiniteNumber> {
+pub fn struct_to_json(s: Struct) -> Result<Map<String, serde_json::Value>, UnstorableJson> {
     s.fields
         .into_iter()
-        .map(|(k, v)| Ok((k, value_to_json(v)?)))
+        .map(|(k, v)| {
+            if k.contains('\0') {
+                return Err(UnstorableJson::NulCharacter);
+            }
+            Ok((k, value_to_json(v)?))
+        })
         .collect()
 }
 
-fn value_to_json(v: Value) -> Result<serde_json::Value, NonFiniteNumber> {
+fn value_to_json(v: Value) -> Result<serde_json::Value, UnstorableJson> {
     Ok(match v.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
         Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
         Some(Kind::NumberValue(n)) => {
-            serde_json::Value::Number(Number::from_f64(n).ok_or(NonFiniteNumber)?)
+            serde_json::Value::Number(Number::from_f64(n).ok_or(UnstorableJson::NonFiniteNumber)?)
         }
+        Some(Kind::StringValue(s)) if s.contains('\0') => return Err(UnstorableJson::NulCharacter),
         Some(Kind::StringValue(s)) => serde_json::Value::String(s),
         Some(Kind::ListValue(list)) => serde_json::Value::Array(
             list.values

@@ -88,30 +88,26 @@ impl Executions {
         self.hashids.clone()
     }
 
-    /// The hub changes are announced on.
-    pub fn hub(&self) -> &ChangeHub {
-        &self.hub
-    }
-
-    /// True when the database answers.
-    pub async fn database_is_up(&self) -> bool {
-        self.db.ping().await
-    }
-
     /// Creates an execution of a validated template. With a request id, the tenant's
     /// earlier execution with that id is returned instead of creating a second one.
     pub async fn start(&self, new: NewExecution) -> Result<FullExecution, Error> {
-        let request_id = new.request_id.clone();
-        if let Some(request_id) = &request_id
-            && let Some(existing) =
-                db::find_by_request_id(self.db.conn(), &new.user_key, request_id).await?
+        if let Some(request_id) = &new.request_id
+            && let Some(existing) = self.find_by_request_id(&new.user_key, request_id).await?
         {
             return Ok(existing);
         }
-        let user_key = new.user_key.clone();
-        let now = to_stored_precision(Utc::now());
-        let mut execution = rules::create(new, ExecutionId::generate(), now);
+        let this = self.clone();
+        // Committed in a task of its own: see `Executions::change`.
+        tokio::spawn(async move { this.create(new).await })
+            .await
+            .map_err(Error::internal)?
+    }
+
+    async fn create(&self, new: NewExecution) -> Result<FullExecution, Error> {
+        let (user_key, request_id) = (new.user_key.clone(), new.request_id.clone());
         let (_guard, txn) = self.db.begin_write().await?;
+        let now = db::creation_time(&txn, to_stored_precision(Utc::now())).await?;
+        let mut execution = rules::create(new, ExecutionId::generate(), now);
         match db::insert_execution(&txn, &execution, request_id.clone()).await? {
             Some(seq) => {
                 txn.commit().await?;
@@ -125,11 +121,22 @@ impl Executions {
                 // execution.
                 txn.rollback().await?;
                 let request_id = request_id.unwrap_or_default();
-                db::find_by_request_id(self.db.conn(), &user_key, &request_id)
+                self.find_by_request_id(&user_key, &request_id)
                     .await?
                     .ok_or_else(|| Error::internal("request id collided with no execution"))
             }
         }
+    }
+
+    async fn find_by_request_id(
+        &self,
+        user_key: &str,
+        request_id: &str,
+    ) -> Result<Option<FullExecution>, Error> {
+        let txn = self.db.begin_read().await?;
+        let found = db::find_by_request_id(&txn, user_key, request_id).await?;
+        txn.commit().await?;
+        Ok(found)
     }
 
     /// Applies an action's progress report.
@@ -138,26 +145,35 @@ impl Executions {
         target: ExecutionRef,
         update: ActionUpdate,
     ) -> Result<FullExecution, Error> {
-        self.change(target, |execution, now| {
+        self.change(target, move |execution, now| {
             rules::apply_update(execution, &update, now)
         })
         .await
     }
 
     /// Stops an execution (a no-op on a stopped one).
-    pub async fn stop(&self, target: ExecutionRef, reason: &str) -> Result<FullExecution, Error> {
-        self.change(target, |execution, now| rules::stop(execution, reason, now))
-            .await
+    pub async fn stop(&self, target: ExecutionRef, reason: String) -> Result<FullExecution, Error> {
+        self.change(target, move |execution, now| {
+            rules::stop(execution, &reason, now)
+        })
+        .await
     }
 
-    /// Reads one execution.
+    /// Reads one execution; FULL reads see one snapshot of its row and action rows.
     pub async fn get(&self, target: ExecutionRef, view: View) -> Result<Execution, Error> {
-        db::load(self.db.conn(), target, view)
-            .await?
-            .ok_or_else(|| self.not_found(target))
+        let found = match view {
+            View::Basic => db::load(self.db.conn(), target, view).await?,
+            View::Full => {
+                let txn = self.db.begin_read().await?;
+                let found = db::load(&txn, target, view).await?;
+                txn.commit().await?;
+                found
+            }
+        };
+        found.ok_or_else(|| self.not_found(target))
     }
 
-    /// Reads one page of executions.
+    /// Reads one page of executions (in one snapshot).
     pub async fn list(&self, request: ListRequest) -> Result<Page, Error> {
         let fingerprint = page_token::fingerprint(&request.filter, request.order);
         let after = page_token::decode(&request.page_token, fingerprint)?;
@@ -169,7 +185,15 @@ impl Executions {
             limit: request.page_size + 1,
             view: request.view,
         };
-        let mut executions = db::list(self.db.conn(), &query).await?;
+        let mut executions = match query.view {
+            View::Basic => db::list(self.db.conn(), &query).await?,
+            View::Full => {
+                let txn = self.db.begin_read().await?;
+                let page = db::list(&txn, &query).await?;
+                txn.commit().await?;
+                page
+            }
+        };
         let more = executions.len() as u64 > request.page_size;
         executions.truncate(request.page_size as usize);
         let next_page_token = match executions.last() {
@@ -185,26 +209,37 @@ impl Executions {
     /// The one place where changes are committed. Locks the execution, lets `apply` change
     /// it, saves the change guarded by the revision it started from, commits, then
     /// publishes. A no-op (`Outcome::Unchanged`) writes nothing and keeps the revision.
+    ///
+    /// It runs in a task of its own: if the caller goes away (a cancelled call, a passed
+    /// deadline) while the commit is in flight, the commit may still land, and then its
+    /// publication must too, or watchers would never hear of it.
     async fn change<F>(&self, target: ExecutionRef, apply: F) -> Result<FullExecution, Error>
     where
-        F: FnOnce(&mut FullExecution, chrono::DateTime<Utc>) -> Result<Outcome, RuleViolation>,
+        F: FnOnce(&mut FullExecution, chrono::DateTime<Utc>) -> Result<Outcome, RuleViolation>
+            + Send
+            + 'static,
     {
-        let (_guard, txn) = self.db.begin_write().await?;
-        let mut execution = db::load_for_change(&txn, target)
-            .await?
-            .ok_or_else(|| self.not_found(target))?;
-        let now = to_stored_precision(Utc::now());
-        match apply(&mut execution, now)? {
-            Outcome::Unchanged => {
-                txn.rollback().await?;
+        let this = self.clone();
+        tokio::spawn(async move {
+            let (_guard, txn) = this.db.begin_write().await?;
+            let mut execution = db::load_for_change(&txn, target)
+                .await?
+                .ok_or_else(|| this.not_found(target))?;
+            let now = to_stored_precision(Utc::now());
+            match apply(&mut execution, now)? {
+                Outcome::Unchanged => {
+                    txn.rollback().await?;
+                }
+                Outcome::Changed { actions } => {
+                    db::save_change(&txn, &execution, &actions).await?;
+                    txn.commit().await?;
+                    this.hub.publish(&execution);
+                }
             }
-            Outcome::Changed { actions } => {
-                db::save_change(&txn, &execution, &actions).await?;
-                txn.commit().await?;
-                self.hub.publish(&execution);
-            }
-        }
-        Ok(execution)
+            Ok(execution)
+        })
+        .await
+        .map_err(Error::internal)?
     }
 
     fn not_found(&self, target: ExecutionRef) -> Error {

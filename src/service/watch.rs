@@ -150,6 +150,8 @@ impl Executions {
             }
         };
         self.hub.offer(read.clone());
+        // The slot has a state now; a later watcher that needs a newer one reads itself.
+        subscription.release_reader();
         Ok(match subscription.latest() {
             Some(published) if published.header.revision > read.header.revision => published,
             _ => read,
@@ -190,6 +192,8 @@ fn watch_stream(
             return;
         }
         let mut quiet = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        // A watcher that stalled gets one heartbeat when it reads again, not a burst.
+        quiet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;

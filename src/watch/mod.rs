@@ -63,7 +63,14 @@ impl ChangeHub {
     /// replicas.
     pub fn publish(&self, execution: &FullExecution) {
         let (id, revision) = (execution.header.id, execution.header.revision);
-        self.publish_with(id, revision, || Arc::new(execution.clone()));
+        // Copy the state (up to a thousand actions) only for watched executions, and
+        // outside the lock.
+        if self
+            .watched_revision(id)
+            .is_some_and(|have| have < revision)
+        {
+            self.offer(Arc::new(execution.clone()));
+        }
         if let Some(relay) = self.inner.relay.get() {
             let _ = relay.send((id, revision));
         }
@@ -73,22 +80,13 @@ impl ChangeHub {
     /// only if newer than what the slot holds. Does not relay.
     pub fn offer(&self, execution: Arc<FullExecution>) {
         let (id, revision) = (execution.header.id, execution.header.revision);
-        self.publish_with(id, revision, || execution);
-    }
-
-    fn publish_with(
-        &self,
-        id: ExecutionId,
-        revision: i64,
-        state: impl FnOnce() -> Arc<FullExecution>,
-    ) {
         let slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = slots.get(&id) {
             // Revisions only move forward, even when publishers race.
             slot.latest.send_if_modified(|latest| {
                 let newer = latest.as_ref().is_none_or(|l| l.header.revision < revision);
                 if newer {
-                    *latest = Some(state());
+                    *latest = Some(execution);
                 }
                 newer
             });

@@ -45,35 +45,54 @@ pub fn start(db: &Database, hub: &ChangeHub, token: CancellationToken) -> Vec<Jo
     ]
 }
 
-/// Drains the relay queue into NOTIFY batches.
+/// Drains the relay queue into NOTIFY batches. Changes waiting to be sent are merged per
+/// execution (only the newest revision matters to a level-based watcher), so what waits
+/// is bounded by the number of executions, and a failed NOTIFY is retried until it goes
+/// through: a change is never dropped on its way to the other replicas.
 async fn send_changes(
     db: Database,
     mut queue: mpsc::UnboundedReceiver<(ExecutionId, i64)>,
     token: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut pending: HashMap<ExecutionId, i64> = HashMap::new();
+    let mut received = Vec::with_capacity(BATCH);
+    let mut backoff = Duration::from_millis(50);
     loop {
-        let received = tokio::select! {
-            () = token.cancelled() => return,
-            n = queue.recv_many(&mut batch, BATCH) => n,
-        };
-        if received == 0 {
-            return;
-        }
-        for payload in payloads(batch.drain(..)) {
-            let mut backoff = Duration::from_millis(50);
-            // A failed NOTIFY is retried a few times; if the database stays down, the
-            // other replicas' listeners lost their connections too and will catch up.
-            for attempt in 1..=5 {
-                match change_feed::notify(&db, CHANNEL, &payload).await {
-                    Ok(()) => break,
-                    Err(err) => {
-                        tracing::warn!(attempt, error = %err, "cannot notify other replicas");
-                        tokio::time::sleep(backoff).await;
-                        backoff *= 2;
-                    }
-                }
+        if pending.is_empty() {
+            let n = tokio::select! {
+                () = token.cancelled() => return,
+                n = queue.recv_many(&mut received, BATCH) => n,
+            };
+            if n == 0 {
+                return;
             }
+        }
+        while let Ok(change) = queue.try_recv() {
+            received.push(change);
+        }
+        for (id, revision) in received.drain(..) {
+            let newest = pending.entry(id).or_insert(revision);
+            *newest = (*newest).max(revision);
+        }
+        let mut failed = false;
+        for payload in payloads(pending.iter().map(|(id, revision)| (*id, *revision))) {
+            if let Err(err) = change_feed::notify(&db, CHANNEL, &payload).await {
+                tracing::warn!(error = %err, ?backoff, "cannot notify other replicas; retrying");
+                failed = true;
+                break;
+            }
+        }
+        if failed {
+            // Everything pending is sent again (a replica may see a change twice; it reads
+            // only what is newer than it has).
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        } else {
+            pending.clear();
+            backoff = Duration::from_millis(50);
         }
     }
 }
@@ -163,14 +182,14 @@ async fn receive_changes(db: Database, hub: ChangeHub, token: CancellationToken)
             while let Some(more) = listener.next_buffered() {
                 payloads.push(more.payload().to_owned());
             }
-            // Only what someone here watches, at a revision newer than they have. A slot
-            // still at 0 belongs to a watcher between subscribing and reading its snapshot:
-            // that read sees this committed change, so it needs no read here.
+            // Only what someone here watches, at a revision newer than they have (a slot
+            // still at 0 too: its first watcher's own read may have started before this
+            // change committed).
             let stale: Vec<ExecutionId> = parse(&payloads)
                 .into_iter()
                 .filter(|(id, revision)| {
                     hub.watched_revision(*id)
-                        .is_some_and(|have| have > 0 && have < *revision)
+                        .is_some_and(|have| have < *revision)
                 })
                 .map(|(id, _)| id)
                 .collect();

@@ -5,10 +5,47 @@ use crate::db_tests;
 use crate::harness::*;
 use executions::proto::v1 as pb;
 use executions::proto::v1::execution_service_client::ExecutionServiceClient;
+use tonic::Code::InvalidArgument;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 db_tests!(every_bad_request_is_refused_and_changes_nothing);
+
+/// A message that does not decode (a string field that is not UTF-8) is INVALID_ARGUMENT
+/// with reason MALFORMED_MESSAGE, not INTERNAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_does_not_decode_is_invalid_argument() {
+    /// GetExecutionRequest's field 1 as bytes, so it can carry invalid UTF-8.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RawGet {
+        #[prost(bytes = "vec", tag = "1")]
+        id: Vec<u8>,
+    }
+    let server = TestServer::sqlite().await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/workflow.executions.v1.ExecutionService/GetExecution",
+    );
+    let codec = tonic_prost::ProstCodec::<RawGet, pb::Execution>::default();
+    let status = grpc
+        .unary(
+            tonic::Request::new(RawGet {
+                id: vec![0xff, 0xfe, 0x00],
+            }),
+            path,
+            codec,
+        )
+        .await
+        .unwrap_err();
+    assert_error(&status, InvalidArgument, "MALFORMED_MESSAGE", None);
+    server.stop().await;
+}
 
 enum Call {
     Get(pb::GetExecutionRequest),
@@ -601,6 +638,45 @@ async fn every_bad_request_is_refused_and_changes_nothing(server: &TestServer) {
             FailedPrecondition,
             "EXECUTION_ALREADY_FINISHED",
             None,
+        ),
+        case(
+            "update: unknown action on a stopped execution",
+            upd(&stopped.id, "ghost", Running, |_| {}),
+            FailedPrecondition,
+            "EXECUTION_STOPPED",
+            None,
+        ),
+        case(
+            "update: NUL in the failure note",
+            upd(&r, "workspace", Failed, |u| {
+                u.failure_note = "bad\0note".into()
+            }),
+            InvalidArgument,
+            "INVALID_FAILURE_NOTE",
+            Some("failure_note"),
+        ),
+        case(
+            "start: NUL in the key",
+            start_call(|s| s.key = "wf\0".into()),
+            InvalidArgument,
+            "INVALID_KEY",
+            Some("key"),
+        ),
+        case(
+            "start: NUL in execution_data",
+            start_call(|s| {
+                s.execution_data = Some(to_struct(&serde_json::json!({"note": "a\0b"})))
+            }),
+            InvalidArgument,
+            "INVALID_JSON",
+            Some("execution_data"),
+        ),
+        case(
+            "list: NUL in the key filter",
+            list(|l| l.key = "k\0".into()),
+            InvalidArgument,
+            "INVALID_KEY",
+            Some("key"),
         ),
         // StopExecution
         case(

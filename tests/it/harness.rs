@@ -92,23 +92,14 @@ impl TestServer {
 
     /// A PostgreSQL server with these watch settings (see [`TestServer::postgres`]).
     pub async fn postgres_with(settings: WatchSettings) -> Option<Self> {
-        let admin_url = postgres_url()?;
-        let database = format!("it_{}", uuid::Uuid::now_v7().simple());
-        let admin = sea_orm::Database::connect(&admin_url)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
-            .await
-            .expect("create a test database");
-        admin.close().await.ok();
-        let url = with_database(&admin_url, &database);
+        let fresh = FreshPostgres::create().await?;
+        let url = fresh.url.clone();
         Some(
             Self::start(
                 &url,
                 Cleanup::Postgres {
-                    admin_url,
-                    database,
+                    admin_url: fresh.admin_url,
+                    database: fresh.database,
                 },
                 settings,
             )
@@ -205,6 +196,51 @@ impl TestServer {
             let _ = admin
                 .execute_unprepared(&format!(
                     "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                ))
+                .await;
+            admin.close().await.ok();
+        }
+    }
+}
+
+/// A new, empty PostgreSQL database (not migrated); the caller drops it.
+pub struct FreshPostgres {
+    /// `TEST_DATABASE_URL`.
+    pub admin_url: String,
+    /// Name of the new database.
+    pub database: String,
+    /// URL of the new database.
+    pub url: String,
+}
+
+impl FreshPostgres {
+    /// Creates one, or `None` (with a note) when `TEST_DATABASE_URL` is not set outside CI.
+    pub async fn create() -> Option<Self> {
+        let admin_url = postgres_url()?;
+        let database = format!("it_{}", uuid::Uuid::now_v7().simple());
+        let admin = sea_orm::Database::connect(&admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
+            .await
+            .expect("create a test database");
+        admin.close().await.ok();
+        let url = with_database(&admin_url, &database);
+        Some(Self {
+            admin_url,
+            database,
+            url,
+        })
+    }
+
+    /// Drops it.
+    pub async fn drop_database(self) {
+        if let Ok(admin) = sea_orm::Database::connect(&self.admin_url).await {
+            let _ = admin
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.database
                 ))
                 .await;
             admin.close().await.ok();

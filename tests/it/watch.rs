@@ -366,6 +366,8 @@ async fn changes_reach_local_watchers_without_reading_the_database(server: &Test
         next(&mut events).await.unwrap().unwrap();
         streams.push(events);
     }
+    // Let the notification of the start (PostgreSQL) come and go before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server.hub.state_reads();
     for i in 1..=5 {
         update(&mut client, &e.id, &format!("a{i}"), ActionStatus::Running).await;
@@ -559,7 +561,15 @@ async fn changes_reach_watchers_on_another_replica_even_across_a_lost_connection
     let writer = tokio::spawn(drive(0..ACTIONS / 2, Duration::from_millis(5)));
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let killed = admin.query_all_raw(kill_listeners()).await.unwrap();
+        // B may still be reconnecting from the previous kill: wait for its listener.
+        let mut killed = Vec::new();
+        for _ in 0..200 {
+            killed = admin.query_all_raw(kill_listeners()).await.unwrap();
+            if !killed.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert!(
             !killed.is_empty(),
             "found a listening connection to terminate"
