@@ -17,7 +17,6 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::Executions;
-use crate::db;
 use crate::domain::{ExecutionRef, FullExecution, View};
 use crate::error::Error;
 use crate::watch::Subscription;
@@ -127,13 +126,10 @@ impl Executions {
             return Ok(shared);
         }
         let read = async {
-            let read = db::load(
-                self.db.conn(),
-                ExecutionRef::Id(subscription.id()),
-                View::Full,
-            )
-            .await?
-            .ok_or_else(|| self.not_found(target))?;
+            // One snapshot of the row and its actions (see `Executions::get`).
+            let read = self
+                .get(ExecutionRef::Id(subscription.id()), View::Full)
+                .await?;
             Ok::<_, Error>(Arc::new(FullExecution {
                 header: read.header,
                 detail: read
@@ -141,7 +137,11 @@ impl Executions {
                     .ok_or_else(|| Error::internal("FULL read without detail"))?,
             }))
         }
-        .await;
+        .await
+        .map_err(|err| match err {
+            Error::ExecutionNotFound(_) => self.not_found(target),
+            other => other,
+        });
         let read = match read {
             Ok(read) => read,
             Err(err) => {
