@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Seconds that in-flight calls may run after a shutdown signal.
     #[arg(long, env = "EXECUTIONS_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// Seconds between checks that the database answers (health turns NOT_SERVING
+    /// while it does not).
+    #[arg(long, env = "EXECUTIONS_HEALTH_CHECK_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_check_interval: u64,
     /// Seconds of quiet after which a watch stream gets a HEARTBEAT.
     #[arg(long, env = "EXECUTIONS_WATCH_HEARTBEAT", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
     pub watch_heartbeat: u64,
@@ -77,6 +81,7 @@ impl ServeArgs {
         ServerConfig {
             default_time_zone: self.time_zone,
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            health_check_interval: Duration::from_secs(self.health_check_interval),
         }
     }
 

@@ -94,6 +94,11 @@ impl Database {
         Ok((WriteGuard(guard), txn))
     }
 
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        self.conn.ping().await.is_ok()
+    }
+
     /// Opens a read-only transaction that sees one snapshot for all its statements, so an
     /// execution's row and its action rows are read at the same revision (REPEATABLE READ
     /// on PostgreSQL; any SQLite transaction reads one snapshot of the WAL).

@@ -15,6 +15,8 @@ use chrono_tz::Tz;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 pub use handler::ExecutionApi;
 pub use status::ERROR_DOMAIN;
@@ -30,6 +32,8 @@ pub struct ServerConfig {
     pub default_time_zone: Tz,
     /// How long in-flight calls may run after shutdown begins.
     pub shutdown_grace: Duration,
+    /// How often health checks that the database answers.
+    pub health_check_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +41,58 @@ impl Default for ServerConfig {
         Self {
             default_time_zone: Tz::UTC,
             shutdown_grace: Duration::from_secs(10),
+            health_check_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Health of the whole server ("") and of the API service.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health
+        .set_service_status(
+            <ExecutionServiceServer<ExecutionApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+}
+
+/// Keeps health in step with the database: NOT_SERVING while it does not answer, so load
+/// balancers and probes route around this replica; SERVING again once it does.
+async fn report_database_health(
+    executions: Executions,
+    health: HealthReporter,
+    interval: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut serving = true;
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let up = tokio::select! {
+            () = stop.cancelled() => return,
+            up = executions.database_is_up() => up,
+        };
+        if up != serving {
+            serving = up;
+            if up {
+                tracing::info!("database answers again: SERVING");
+            } else {
+                tracing::warn!("database does not answer: NOT_SERVING");
+            }
+            let status = if up {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            // A shutdown that began meanwhile has the last word.
+            if !stop.is_cancelled() {
+                set_health(&health, status).await;
+            }
         }
     }
 }
@@ -52,9 +108,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<ExecutionServiceServer<ExecutionApi>>()
-        .await;
+    set_health(&health, ServingStatus::Serving).await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -65,6 +119,13 @@ pub async fn run(
     };
     let feed_stop = tokio_util::sync::CancellationToken::new();
     let feed = executions.start_change_feed(feed_stop.clone());
+    let health_stop = tokio_util::sync::CancellationToken::new();
+    let health_task = tokio::spawn(report_database_health(
+        executions.clone(),
+        health.clone(),
+        config.health_check_interval,
+        health_stop.clone(),
+    ));
     let api = ExecutionServiceServer::new(ExecutionApi::new(
         executions.clone(),
         config.default_time_zone,
@@ -87,6 +148,7 @@ pub async fn run(
     tracing::info!(%local_addr, "serving workflow.executions.v1.ExecutionService");
 
     let stop_feed = || async {
+        health_stop.cancel();
         feed_stop.cancel();
         for task in feed {
             let _ = task.await;
@@ -100,9 +162,10 @@ pub async fn run(
         () = shutdown => {}
     }
     tracing::info!(open_watches = executions.open_watches(), "shutting down");
-    health
-        .set_not_serving::<ExecutionServiceServer<ExecutionApi>>()
-        .await;
+    // Not serving from now on, whatever the database says.
+    health_stop.cancel();
+    let _ = health_task.await;
+    set_health(&health, ServingStatus::NotServing).await;
     // End every watch stream now (UNAVAILABLE, naming the last revision it sent), so the
     // graceful stop below only waits for unary calls.
     executions.close_watches();

@@ -88,6 +88,11 @@ impl Executions {
         self.hashids.clone()
     }
 
+    /// True when the database answers (for health checks).
+    pub async fn database_is_up(&self) -> bool {
+        self.db.ping().await
+    }
+
     /// Creates an execution of a validated template. With a request id, the tenant's
     /// earlier execution with that id is returned instead of creating a second one.
     pub async fn start(&self, new: NewExecution) -> Result<FullExecution, Error> {

@@ -60,7 +60,19 @@ async fn send_changes(
     loop {
         if pending.is_empty() {
             let n = tokio::select! {
-                () = token.cancelled() => return,
+                // Stopping: whatever is still queued goes out in one last round.
+                () = token.cancelled() => {
+                    queue.close();
+                    while let Ok(change) = queue.try_recv() {
+                        received.push(change);
+                    }
+                    if !received.is_empty() {
+                        for payload in payloads(std::mem::take(&mut received).into_iter()) {
+                            let _ = change_feed::notify(&db, CHANNEL, &payload).await;
+                        }
+                    }
+                    return;
+                }
                 n = queue.recv_many(&mut received, BATCH) => n,
             };
             if n == 0 {

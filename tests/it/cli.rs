@@ -129,3 +129,78 @@ async fn watch_cli_resumes_after_a_server_restart() {
     assert_eq!(events.last().unwrap()["execution"]["status"], "COMPLETED");
     server.stop().await;
 }
+
+/// The real binary, sent SIGTERM with a watch open: the watch ends with UNAVAILABLE
+/// naming its last revision, and the process exits 0 within its grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_drains_and_exits_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_executions"))
+        .args(["serve", "--listen", &addr, "--shutdown-grace", "5"])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(c) =
+            pb::execution_service_client::ExecutionServiceClient::connect(format!("http://{addr}"))
+                .await
+        {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut client = client.expect("the server came up");
+    let e = start(&mut client, "sigterm", chain(1)).await;
+    let mut events = client
+        .watch_execution(pb::WatchExecutionRequest {
+            id: e.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let snapshot = events.message().await.unwrap().unwrap();
+    assert_eq!(snapshot.revision, 1);
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(10), events.message())
+        .await
+        .expect("the watch ends")
+        .unwrap_err();
+    assert_error(&err, tonic::Code::Unavailable, "SERVER_SHUTTING_DOWN", None);
+    assert!(
+        err.message().contains("last revision sent: 1"),
+        "{}",
+        err.message()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), server.wait())
+        .await
+        .expect("the server exits")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "exited in {:?}",
+        started.elapsed()
+    );
+}

@@ -143,6 +143,7 @@ impl TestServer {
         let config = ServerConfig {
             default_time_zone: chrono_tz::UTC,
             shutdown_grace: Duration::from_secs(5),
+            health_check_interval: Duration::from_millis(200),
         };
         let task = tokio::spawn(executions::grpc::run(config, executions, listener, async {
             let _ = stopped.await;

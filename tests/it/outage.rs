@@ -2,12 +2,45 @@
 //! service recovers when the database comes back.
 
 use crate::harness::*;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+/// Waits (up to 10 s) until both health entries report `expected`.
+async fn assert_health(server: &TestServer, expected: ServingStatus) {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for _ in 0..100 {
+        let mut all = true;
+        for service in ["", "workflow.executions.v1.ExecutionService"] {
+            let status = health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status();
+            all &= status == expected;
+        }
+        if all {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("health did not become {expected:?} within 10 s");
+}
 use sea_orm::ConnectionTrait;
 use tonic::Code;
 
 /// With PostgreSQL refusing connections and the service's connections terminated, Get
-/// and Start answer UNAVAILABLE with reason DATABASE_UNAVAILABLE; once connections are
-/// allowed again, the same calls succeed.
+/// and Start answer UNAVAILABLE with reason DATABASE_UNAVAILABLE and health turns
+/// NOT_SERVING; once connections are allowed again, the same calls succeed and health is
+/// SERVING again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_is_unavailable_then_recovers() {
     let Some(server) = TestServer::postgres().await else {
@@ -54,6 +87,7 @@ async fn database_outage_is_unavailable_then_recovers() {
         .await
         .unwrap_err();
     assert_error(&err, Code::Unavailable, "DATABASE_UNAVAILABLE", None);
+    assert_health(&server, ServingStatus::NotServing).await;
 
     admin
         .execute_unprepared(&set_connections(true))
@@ -65,6 +99,7 @@ async fn database_outage_is_unavailable_then_recovers() {
         1,
         "recovers once the database is back"
     );
+    assert_health(&server, ServingStatus::Serving).await;
     server.stop().await;
 }
 
