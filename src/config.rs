@@ -36,6 +36,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Follow one execution live until it finishes (exit 0 completed, 1 failed, 3 stopped).
     Watch(crate::cli::watch::WatchArgs),
+    /// Start executions of the example templates and drive them like an engine's workers.
+    Demo(crate::cli::demo::DemoArgs),
 }
 
 impl Cli {

@@ -16,7 +16,7 @@
 //! - [`db`]: SeaORM entities, migrations and queries; returns domain types.
 //! - [`watch`]: the hub that tells watchers an execution changed.
 //! - [`config`]: the command line and environment settings.
-//! - [`cli`]: client commands of the binary (`executions watch`).
+//! - [`cli`]: client commands of the binary (`executions watch`, `executions demo`).
 //! - [`proto`]: code generated from `proto/`.
 #![forbid(unsafe_code)]
 

@@ -19,5 +19,6 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Watch(args) => Ok(executions::cli::watch::run(args).await),
+        Command::Demo(args) => Ok(executions::cli::demo::run(args).await),
     }
 }

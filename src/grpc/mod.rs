@@ -20,6 +20,7 @@ use tonic_health::server::HealthReporter;
 
 pub use handler::ExecutionApi;
 pub use status::ERROR_DOMAIN;
+pub use structs::json_to_struct;
 
 use crate::proto::v1::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::execution_service_server::ExecutionServiceServer;

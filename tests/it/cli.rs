@@ -204,3 +204,54 @@ async fn serve_drains_and_exits_on_sigterm() {
         started.elapsed()
     );
 }
+
+/// `executions demo` starts executions of both example templates and drives every action
+/// to the end through the API: with no failures, all of them complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_drives_executions_to_completion() {
+    let server = TestServer::sqlite().await;
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new(env!("CARGO_BIN_EXE_executions"))
+            .args([
+                "demo",
+                "--addr",
+                &format!("http://{}", server.addr),
+                "--executions",
+                "4",
+                "--max-delay-ms",
+                "20",
+                "--failure-rate",
+                "0",
+            ])
+            .output(),
+    )
+    .await
+    .expect("the demo finishes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("all 4 executions finished: 4 COMPLETED"),
+        "{stdout}"
+    );
+    let mut client = server.client.clone();
+    let listed = client
+        .list_executions(pb::ListExecutionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .executions;
+    assert_eq!(listed.len(), 4);
+    for e in &listed {
+        assert_eq!(e.status(), ExecutionStatus::Completed);
+        assert_eq!(e.completed_actions_count, e.actions_count);
+    }
+    assert!(listed.iter().any(|e| e.key == "order_fulfilment"));
+    assert!(listed.iter().any(|e| e.key == "employee_onboarding"));
+    server.stop().await;
+}
