@@ -196,10 +196,11 @@ pub fn apply_update(
         });
     }
 
-    let action = detail
-        .actions
-        .get_mut(&update.node_id)
-        .expect("presence checked above");
+    let Some(action) = detail.actions.get_mut(&update.node_id) else {
+        return Err(RuleViolation::ActionNotFound {
+            node_id: update.node_id.clone(),
+        });
+    };
     action.status = update.status;
     match update.status {
         ActionStatus::Scheduled => action.scheduled_at = update.scheduled_at,

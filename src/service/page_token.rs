@@ -58,8 +58,11 @@ pub(super) fn decode(token: &str, fingerprint: [u8; 8]) -> Result<Option<Cursor>
     if bytes.len() != TOKEN_BYTES || bytes[0] != VERSION {
         return Err(malformed());
     }
+    // The length was checked above: each range is 8 bytes.
     let field = |range: std::ops::Range<usize>| -> [u8; 8] {
-        bytes[range].try_into().expect("8-byte slice")
+        let mut out = [0; 8];
+        out.copy_from_slice(&bytes[range]);
+        out
     };
     if field(17..25) != fingerprint {
         return Err(Error::invalid(
