@@ -89,6 +89,19 @@ fn bounded(
     Ok(())
 }
 
+/// A workflow `key` (at least `min_key_chars` long) and a tenant `user_key`, as Start
+/// takes them and List filters on them.
+fn workflow_and_tenant(key: &str, min_key_chars: usize, user_key: &str) -> Result<(), Error> {
+    bounded("key", "INVALID_KEY", key, min_key_chars, MAX_KEY_CHARS)?;
+    bounded(
+        "user_key",
+        "INVALID_USER_KEY",
+        user_key,
+        0,
+        MAX_USER_KEY_CHARS,
+    )
+}
+
 fn timestamp(field: &str, ts: prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
     u32::try_from(ts.nanos)
         .ok()
@@ -118,15 +131,8 @@ fn json_object(
 
 /// A StartExecution request as a validated [`NewExecution`].
 pub fn new_execution(req: pb::StartExecutionRequest) -> Result<NewExecution, Error> {
-    bounded("key", "INVALID_KEY", &req.key, 1, MAX_KEY_CHARS)?;
+    workflow_and_tenant(&req.key, 1, &req.user_key)?;
     bounded("name", "INVALID_NAME", &req.name, 0, MAX_KEY_CHARS)?;
-    bounded(
-        "user_key",
-        "INVALID_USER_KEY",
-        &req.user_key,
-        0,
-        MAX_USER_KEY_CHARS,
-    )?;
     bounded(
         "request_id",
         "INVALID_REQUEST_ID",
@@ -370,14 +376,7 @@ pub fn list_request(req: pb::ListExecutionsRequest) -> Result<ListRequest, Error
             execution_data.insert(key, value);
         }
     }
-    bounded("key", "INVALID_KEY", &req.key, 0, MAX_KEY_CHARS)?;
-    bounded(
-        "user_key",
-        "INVALID_USER_KEY",
-        &req.user_key,
-        0,
-        MAX_USER_KEY_CHARS,
-    )?;
+    workflow_and_tenant(&req.key, 0, &req.user_key)?;
     let non_empty = |s: String| (!s.is_empty()).then_some(s);
     Ok(ListRequest {
         filter: ListFilter {

@@ -17,6 +17,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 pub use executions::proto::v1::{ActionStatus, ExecutionStatus, ExecutionView};
+pub use tonic_health::pb::health_check_response::ServingStatus;
 
 /// Runs each named `async fn name(server: &TestServer)` once per database.
 #[macro_export]
@@ -451,42 +452,16 @@ pub fn assert_consistent(e: &pb::Execution) {
         }
     }
     let count = |s| *tally.get(&s).unwrap_or(&0);
-    assert_eq!(
-        e.idle_actions_count,
-        count(ActionStatus::Idle),
-        "idle of {}",
-        e.id
-    );
-    assert_eq!(
-        e.scheduled_actions_count,
-        count(ActionStatus::Scheduled),
-        "scheduled of {}",
-        e.id
-    );
-    assert_eq!(
-        e.running_actions_count,
-        count(ActionStatus::Running),
-        "running of {}",
-        e.id
-    );
-    assert_eq!(
-        e.completed_actions_count,
-        count(ActionStatus::Completed),
-        "completed of {}",
-        e.id
-    );
-    assert_eq!(
-        e.failed_actions_count,
-        count(ActionStatus::Failed),
-        "failed of {}",
-        e.id
-    );
-    assert_eq!(
-        e.stopped_actions_count,
-        count(ActionStatus::Stopped),
-        "stopped of {}",
-        e.id
-    );
+    for (counted, status) in [
+        (e.idle_actions_count, ActionStatus::Idle),
+        (e.scheduled_actions_count, ActionStatus::Scheduled),
+        (e.running_actions_count, ActionStatus::Running),
+        (e.completed_actions_count, ActionStatus::Completed),
+        (e.failed_actions_count, ActionStatus::Failed),
+        (e.stopped_actions_count, ActionStatus::Stopped),
+    ] {
+        assert_eq!(counted, count(status), "{status:?} count of {}", e.id);
+    }
     assert_eq!(
         e.actions_count,
         e.idle_actions_count
@@ -504,4 +479,35 @@ pub fn assert_consistent(e: &pb::Execution) {
             0
         );
     }
+}
+
+/// Waits (up to 10 s) until both health entries report `expected`.
+pub async fn assert_health(server: &TestServer, expected: ServingStatus) {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for _ in 0..100 {
+        let mut all = true;
+        for service in ["", "workflow.executions.v1.ExecutionService"] {
+            let status = health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status();
+            all &= status == expected;
+        }
+        if all {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("health did not become {expected:?} within 10 s");
 }

@@ -2,38 +2,7 @@
 //! service recovers when the database comes back.
 
 use crate::harness::*;
-use tonic_health::pb::health_check_response::ServingStatus;
 
-/// Waits (up to 10 s) until both health entries report `expected`.
-async fn assert_health(server: &TestServer, expected: ServingStatus) {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    for _ in 0..100 {
-        let mut all = true;
-        for service in ["", "workflow.executions.v1.ExecutionService"] {
-            let status = health
-                .check(HealthCheckRequest {
-                    service: service.into(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .status();
-            all &= status == expected;
-        }
-        if all {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("health did not become {expected:?} within 10 s");
-}
 use sea_orm::ConnectionTrait;
 use tonic::Code;
 

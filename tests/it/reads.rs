@@ -198,22 +198,5 @@ async fn request_id_returns_the_first_execution(server: &TestServer) {
 
 /// grpc.health.v1 answers SERVING for the server and for the API service.
 async fn health_reports_serving(server: &TestServer) {
-    use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    for service in ["", "workflow.executions.v1.ExecutionService"] {
-        let response = health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(response.status(), ServingStatus::Serving, "{service:?}");
-    }
+    assert_health(server, ServingStatus::Serving).await;
 }
