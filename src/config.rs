@@ -3,13 +3,15 @@
 //! directly.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono_tz::Tz;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::db::DEFAULT_DATABASE_URL;
-use crate::grpc::ServerConfig;
+use crate::grpc::{Limits, ServerConfig, TlsSettings, Tokens};
 use crate::service::WatchSettings;
 
 /// The executions service: the Executions API of the workflow-automation platform.
@@ -33,7 +35,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the gRPC API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Follow one execution live until it finishes (exit 0 completed, 1 failed, 3 stopped).
     Watch(crate::cli::watch::WatchArgs),
     /// Start executions of the example templates and drive them like an engine's workers.
@@ -43,7 +45,8 @@ pub enum Command {
 impl Cli {
     /// The command to run, `serve` when none is given.
     pub fn into_command(self) -> Command {
-        self.command.unwrap_or(Command::Serve(self.serve))
+        self.command
+            .unwrap_or_else(|| Command::Serve(Box::new(self.serve)))
     }
 }
 
@@ -75,16 +78,100 @@ pub struct ServeArgs {
     /// Most watch streams open at once on this server (RESOURCE_EXHAUSTED past it).
     #[arg(long, env = "EXECUTIONS_MAX_WATCHES", default_value_t = 100_000)]
     pub max_watches: usize,
+    /// TOML file of bearer tokens (name, sha256, role, optional user_key). Without it the
+    /// server is unauthenticated, which it allows only on a loopback address.
+    #[arg(long, env = "EXECUTIONS_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// Serve without tokens on a non-loopback address anyway.
+    #[arg(long, env = "EXECUTIONS_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+    /// PEM certificate chain: serve TLS (with --tls-key).
+    #[arg(long, env = "EXECUTIONS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "EXECUTIONS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: require client certificates they signed (mTLS).
+    #[arg(long, env = "EXECUTIONS_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Largest message accepted or sent, in bytes.
+    #[arg(long, env = "EXECUTIONS_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Most calls open at once on one HTTP/2 connection.
+    #[arg(
+        long,
+        env = "EXECUTIONS_MAX_CONCURRENT_STREAMS",
+        default_value_t = 1024
+    )]
+    pub max_concurrent_streams: u32,
+    /// Most unary calls running at once on this server; more are refused at once with
+    /// RESOURCE_EXHAUSTED (watches and health checks are not counted).
+    #[arg(long, env = "EXECUTIONS_MAX_CONCURRENT_CALLS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrent_calls: u64,
+    /// Seconds of idle after which a connection is pinged (HTTP/2 and TCP keepalive).
+    #[arg(long, env = "EXECUTIONS_KEEPALIVE_INTERVAL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keepalive_interval: u64,
+    /// Seconds a ping may go unanswered before the connection is closed.
+    #[arg(long, env = "EXECUTIONS_KEEPALIVE_TIMEOUT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keepalive_timeout: u64,
+    /// Address to serve Prometheus metrics on (`GET /metrics`); off when not set.
+    #[arg(long, env = "EXECUTIONS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log lines as text or as JSON objects (one per line).
+    #[arg(long, env = "EXECUTIONS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 impl ServeArgs {
-    /// The server settings these arguments ask for.
-    pub fn server_config(&self) -> ServerConfig {
-        ServerConfig {
+    /// The server settings these arguments ask for, with the token and certificate files
+    /// read. Refuses to serve without authentication beyond a loopback address unless
+    /// that was asked for explicitly.
+    pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let tokens = self.tokens_file.as_deref().map(Tokens::load).transpose()?;
+        anyhow::ensure!(
+            tokens.is_some() || self.listen.ip().is_loopback() || self.allow_unauthenticated,
+            "refusing to serve without authentication on {}, which is not a loopback address: \
+             give a tokens file (--tokens-file / EXECUTIONS_TOKENS_FILE), listen on 127.0.0.1, \
+             or pass --allow-unauthenticated (EXECUTIONS_ALLOW_UNAUTHENTICATED=true) if \
+             something in front of this server authenticates callers",
+            self.listen
+        );
+        let read = |path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSettings {
+                cert_pem: read(cert)?,
+                key_pem: read(key)?,
+                client_ca_pem: self.tls_client_ca.as_ref().map(read).transpose()?,
+            }),
+            _ => None,
+        };
+        Ok(ServerConfig {
             default_time_zone: self.time_zone,
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             health_check_interval: Duration::from_secs(self.health_check_interval),
-        }
+            tokens,
+            tls,
+            limits: Limits {
+                max_message_bytes: self.max_message_bytes,
+                max_concurrent_streams: self.max_concurrent_streams,
+                max_concurrent_calls: usize::try_from(self.max_concurrent_calls)
+                    .unwrap_or(usize::MAX),
+                keepalive_interval: Duration::from_secs(self.keepalive_interval),
+                keepalive_timeout: Duration::from_secs(self.keepalive_timeout),
+            },
+            metrics_listen: self.metrics_listen,
+        })
     }
 
     /// The watch settings these arguments ask for.
@@ -121,5 +208,31 @@ mod tests {
         assert!(args.json);
         assert_eq!(args.id, "v8brp");
         assert!(Cli::try_parse_from(["executions", "--time-zone", "Nowhere/City"]).is_err());
+    }
+
+    #[test]
+    fn no_unauthenticated_api_beyond_loopback_unless_asked() {
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["executions", "--listen", "0.0.0.0:50051"];
+            argv.extend_from_slice(extra);
+            let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().into_command() else {
+                panic!("serve")
+            };
+            args
+        };
+        let refused = args(&[]).server_config().unwrap_err().to_string();
+        assert!(refused.contains("--allow-unauthenticated"), "{refused}");
+        let allowed = args(&["--allow-unauthenticated"]).server_config().unwrap();
+        assert!(allowed.tokens.is_none());
+        let local = Cli::try_parse_from(["executions"]).unwrap().into_command();
+        let Command::Serve(local) = local else {
+            panic!("serve")
+        };
+        assert!(
+            local.server_config().is_ok(),
+            "loopback is fine without tokens"
+        );
+        assert!(Cli::try_parse_from(["executions", "--tls-cert", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from(["executions", "--log-format", "xml"]).is_err());
     }
 }

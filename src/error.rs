@@ -45,9 +45,37 @@ pub enum Error {
         /// Last revision the stream sent (or the caller's since_revision).
         last_revision: i64,
     },
+    /// The call carries no bearer token, or one this server does not know.
+    #[error("missing or unknown bearer token")]
+    Unauthenticated,
+    /// The caller's token does not allow this call.
+    #[error("{message}")]
+    PermissionDenied {
+        /// Stable UPPER_SNAKE reason.
+        reason: &'static str,
+        /// What is not allowed, for people.
+        message: String,
+    },
+    /// The server is running as many calls as it may; the caller should back off and
+    /// retry (here or on another replica).
+    #[error("server overloaded: {limit} calls in flight; retry with backoff")]
+    Overloaded {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The caller's deadline passed before the work was done; nothing was changed.
+    #[error("deadline exceeded; nothing was changed")]
+    DeadlineExceeded,
     /// The database cannot be reached; the caller may retry.
     #[error("database unavailable")]
     DatabaseUnavailable {
+        /// Detail for the logs, never sent to the caller.
+        detail: String,
+    },
+    /// The database refused a statement for a reason other than an outage; logged in
+    /// full, opaque to the caller.
+    #[error("internal error")]
+    Database {
         /// Detail for the logs, never sent to the caller.
         detail: String,
     },
@@ -71,6 +99,14 @@ impl Error {
             reason,
             message: message.into(),
         }
+    }
+
+    /// True for errors that came from the database (for the database error metric).
+    pub fn is_database(&self) -> bool {
+        matches!(
+            self,
+            Self::DatabaseUnavailable { .. } | Self::Database { .. }
+        )
     }
 
     /// An internal error with detail for the logs.

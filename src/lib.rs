@@ -36,6 +36,8 @@ pub use error::Error;
 /// listen address, and serves until SIGINT or SIGTERM.
 pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     use anyhow::Context;
+    // Settings first: a refusal to start should not wait for a database.
+    let server_config = args.server_config()?;
     let db = db::Database::connect(&args.database_url, args.db_max_connections)
         .await
         .with_context(|| format!("cannot open the database at {}", redact(&args.database_url)))?;
@@ -44,13 +46,22 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let executions =
         service::Executions::new(db, watch::ChangeHub::default(), args.watch_settings());
-    grpc::run(
-        args.server_config(),
-        executions,
-        listener,
-        shutdown_signal(),
-    )
-    .await
+    grpc::run(server_config, executions, listener, shutdown_signal()).await
+}
+
+/// Sends log lines to stderr, as text or JSON, filtered by `RUST_LOG` (default `info`).
+/// JSON lines carry the current span and its parents, so each call's line has its
+/// method, peer, code and latency as fields.
+pub fn init_logging(format: config::LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => logs.init(),
+        config::LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
 }
 
 /// A database URL without its password, for messages.

@@ -40,7 +40,7 @@ pub async fn load_many(db: &Database, ids: &[ExecutionId]) -> Result<Vec<FullExe
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let txn = db.begin_read().await?;
+    let txn = db.begin_read(None).await?;
     let found = execution::Entity::find()
         .filter(execution::Column::Id.is_in(ids.iter().map(|id| id.as_uuid())))
         .all(&txn)

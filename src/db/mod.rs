@@ -15,7 +15,7 @@ use std::time::Duration;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
-    TransactionTrait,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
@@ -84,13 +84,30 @@ impl Database {
         &self.conn
     }
 
-    /// Waits for this process's turn to write (SQLite) and opens a transaction.
-    pub async fn begin_write(&self) -> Result<(WriteGuard<'_>, DatabaseTransaction), DbErr> {
+    /// Waits for this process's turn to write (SQLite) and opens a transaction. With a
+    /// `budget`, PostgreSQL abandons any statement of the transaction (lock waits
+    /// included) once it has run that long, so a caller whose deadline passed does not
+    /// leave work behind in the database.
+    pub async fn begin_write(
+        &self,
+        budget: Option<Duration>,
+    ) -> Result<(WriteGuard<'_>, DatabaseTransaction), DbErr> {
         let guard = match &self.sqlite_writer {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        let txn = self.conn.begin().await?;
+        // IMMEDIATE takes SQLite's write lock at BEGIN, where the busy timeout applies. A
+        // deferred transaction would take it at its first write, after its reads, and
+        // SQLite refuses that upgrade at once (SQLITE_BUSY, no waiting) whenever another
+        // process, such as a second server on the same file, holds the lock.
+        let txn = self
+            .conn
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?;
+        self.limit_statements(&txn, budget).await?;
         Ok((WriteGuard(guard), txn))
     }
 
@@ -101,18 +118,39 @@ impl Database {
 
     /// Opens a read-only transaction that sees one snapshot for all its statements, so an
     /// execution's row and its action rows are read at the same revision (REPEATABLE READ
-    /// on PostgreSQL; any SQLite transaction reads one snapshot of the WAL).
-    pub async fn begin_read(&self) -> Result<DatabaseTransaction, DbErr> {
+    /// on PostgreSQL; any SQLite transaction reads one snapshot of the WAL). `budget` as
+    /// for [`Database::begin_write`].
+    pub async fn begin_read(&self, budget: Option<Duration>) -> Result<DatabaseTransaction, DbErr> {
         if self.is_postgres() {
-            self.conn
+            let txn = self
+                .conn
                 .begin_with_config(
                     Some(sea_orm::IsolationLevel::RepeatableRead),
                     Some(sea_orm::AccessMode::ReadOnly),
                 )
-                .await
+                .await?;
+            self.limit_statements(&txn, budget).await?;
+            Ok(txn)
         } else {
             self.conn.begin().await
         }
+    }
+
+    /// `SET LOCAL statement_timeout` on PostgreSQL (SQLite has no such setting; there the
+    /// work is abandoned when the caller's future is dropped).
+    async fn limit_statements(
+        &self,
+        txn: &DatabaseTransaction,
+        budget: Option<Duration>,
+    ) -> Result<(), DbErr> {
+        use sea_orm::ConnectionTrait;
+        if let Some(budget) = budget.filter(|_| self.is_postgres()) {
+            // At least 1 ms: 0 would mean "no limit".
+            let ms = budget.as_millis().clamp(1, i32::MAX as u128);
+            txn.execute_unprepared(&format!("SET LOCAL statement_timeout = {ms}"))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Closes the pool.
@@ -154,16 +192,30 @@ async fn migrate(conn: &DatabaseConnection) -> Result<(), DbErr> {
 
 impl From<DbErr> for Error {
     /// Connection-level failures (the database is down, unreachable, restarting, or too
-    /// busy to answer in time) are retryable UNAVAILABLE; anything else is internal.
+    /// busy to answer in time) are retryable UNAVAILABLE; a statement cancelled by the
+    /// caller's deadline is DEADLINE_EXCEEDED; anything else is internal.
     fn from(err: DbErr) -> Self {
+        let detail = err.to_string();
         if is_outage(&err) {
-            Error::DatabaseUnavailable {
-                detail: err.to_string(),
-            }
+            Error::DatabaseUnavailable { detail }
+        } else if is_statement_timeout(&err) {
+            Error::DeadlineExceeded
         } else {
-            Error::internal(err)
+            Error::Database { detail }
         }
     }
+}
+
+/// PostgreSQL's `query_canceled` (57014): what `statement_timeout` raises.
+fn is_statement_timeout(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) =
+        err
+    else {
+        return false;
+    };
+    sqlx.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "57014")
 }
 
 fn is_outage(err: &DbErr) -> bool {

@@ -1,14 +1,16 @@
 //! `ExecutionService` handlers: parse the request, call the use case, write the response.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use chrono_tz::Tz;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::from_proto;
+use super::metrics::Metrics;
 use super::render_cache::RenderCache;
 use super::to_proto::Presentation;
+use super::{caller, from_proto};
 use crate::domain::{Execution, View};
 use crate::error::Error;
 use crate::proto::v1 as pb;
@@ -21,16 +23,27 @@ pub struct ExecutionApi {
     executions: Executions,
     default_zone: Tz,
     renders: RenderCache,
+    metrics: Arc<Metrics>,
 }
 
 impl ExecutionApi {
-    /// Serves `executions`, writing times in `default_zone` unless a request names one.
-    pub fn new(executions: Executions, default_zone: Tz) -> Self {
+    /// Serves `executions`, writing times in `default_zone` unless a request names one,
+    /// and counting database errors in `metrics`.
+    pub fn new(executions: Executions, default_zone: Tz, metrics: Arc<Metrics>) -> Self {
         Self {
             executions,
             default_zone,
             renders: RenderCache::default(),
+            metrics,
         }
+    }
+
+    /// A use case's error on the wire; database errors are counted on the way.
+    fn failed(&self, err: Error) -> Status {
+        if err.is_database() {
+            self.metrics.count_database_error();
+        }
+        Status::from(err)
     }
 
     fn presentation(
@@ -63,10 +76,15 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::GetExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
+        let caller = caller::of(&request);
         let req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &req.time_zone)?;
         let target = from_proto::execution_ref(self.executions.hashids(), "id", &req.id)?;
-        let execution = self.executions.get(target, out.view).await?;
+        let execution = self
+            .executions
+            .get(&caller, target, out.view)
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(self.respond(&out, execution))
     }
 
@@ -74,6 +92,7 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::ListExecutionsRequest>,
     ) -> Result<Response<pb::ListExecutionsResponse>, Status> {
+        let caller = caller::of(&request);
         let req = request.into_inner();
         let zone = from_proto::time_zone(&req.time_zone, self.default_zone)?;
         let list = from_proto::list_request(req)?;
@@ -82,7 +101,11 @@ impl ExecutionService for ExecutionApi {
             zone,
             hashids: self.executions.hashids(),
         };
-        let page = self.executions.list(list).await?;
+        let page = self
+            .executions
+            .list(&caller, list)
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(Response::new(pb::ListExecutionsResponse {
             executions: page.executions.iter().map(|e| out.execution(e)).collect(),
             next_page_token: page.next_page_token,
@@ -93,11 +116,16 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::StopExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
+        let caller = caller::of(&request);
         let req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &req.time_zone)?;
         let target = from_proto::execution_ref(self.executions.hashids(), "id", &req.id)?;
         from_proto::stop_reason(&req.reason)?;
-        let execution = self.executions.stop(target, req.reason).await?;
+        let execution = self
+            .executions
+            .stop(&caller, target, req.reason)
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(self.respond(&out, execution))
     }
 
@@ -107,12 +135,17 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::WatchExecutionRequest>,
     ) -> Result<Response<Self::WatchExecutionStream>, Status> {
+        let caller = caller::of(&request);
         let req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &req.time_zone)?;
         let (view, zone, hashids) = (out.view, out.zone, self.executions.hashids_arc());
         let target = from_proto::execution_ref(&hashids, "id", &req.id)?;
         let since = from_proto::since_revision(req.since_revision)?;
-        let events = self.executions.watch(target, since).await?;
+        let events = self
+            .executions
+            .watch(&caller, target, since)
+            .await
+            .map_err(|e| self.failed(e))?;
         let renders = self.renders.clone();
         let responses = events.map(move |event| {
             let out = Presentation {
@@ -131,10 +164,22 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::StartExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
+        let caller = caller::of(&request);
         let mut req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &std::mem::take(&mut req.time_zone))?;
+        // A token confined to a tenant creates in that tenant unless the request names one
+        // (and then it must be that one: see `Caller::may_create_for`).
+        if req.user_key.is_empty()
+            && let Some(tenant) = &caller.tenant
+        {
+            req.user_key = tenant.clone();
+        }
         let new = from_proto::new_execution(req)?;
-        let execution = self.executions.start(new).await?;
+        let execution = self
+            .executions
+            .start(&caller, new)
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(self.respond(&out, execution))
     }
 
@@ -142,6 +187,7 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::UpdateActionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
+        let caller = caller::of(&request);
         let req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &req.time_zone)?;
         let target = from_proto::execution_ref(
@@ -150,7 +196,11 @@ impl ExecutionService for ExecutionApi {
             &req.execution_id,
         )?;
         let update = from_proto::action_update(&req)?;
-        let execution = self.executions.update_action(target, update).await?;
+        let execution = self
+            .executions
+            .update_action(&caller, target, update)
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(self.respond(&out, execution))
     }
 }

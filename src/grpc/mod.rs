@@ -1,23 +1,35 @@
 //! The transport: request validation, proto <-> domain conversion, errors as gRPC statuses,
 //! and the server itself (the API, server reflection v1 and v1alpha, and grpc.health.v1).
+//!
+//! Every call passes, outermost first: [`telemetry`] (span, log line, metrics), [`auth`]
+//! (bearer tokens and roles), [`admission`] (load shedding), then its handler. TLS,
+//! message-size limits, HTTP/2 stream limits and keepalive are the transport's settings.
 
+mod admission;
+pub mod auth;
+mod caller;
 mod from_proto;
 mod handler;
+pub mod metrics;
 mod render_cache;
 mod status;
 mod structs;
+mod telemetry;
 mod to_proto;
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+pub use auth::Tokens;
 pub use handler::ExecutionApi;
 pub use status::ERROR_DOMAIN;
 pub use structs::json_to_struct;
@@ -35,6 +47,14 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How often health checks that the database answers.
     pub health_check_interval: Duration,
+    /// Known bearer tokens; `None` serves without authentication.
+    pub tokens: Option<Tokens>,
+    /// Serve TLS (and require client certificates) with these.
+    pub tls: Option<TlsSettings>,
+    /// Transport limits.
+    pub limits: Limits,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -43,7 +63,69 @@ impl Default for ServerConfig {
             default_time_zone: Tz::UTC,
             shutdown_grace: Duration::from_secs(10),
             health_check_interval: Duration::from_secs(5),
+            tokens: None,
+            tls: None,
+            limits: Limits::default(),
+            metrics_listen: None,
         }
+    }
+}
+
+/// Certificates of a TLS server, in PEM.
+#[derive(Clone)]
+pub struct TlsSettings {
+    /// The server's certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// The server's private key.
+    pub key_pem: Vec<u8>,
+    /// When set, clients must present a certificate signed by one of these (mTLS).
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("mutual", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the transport allows each caller.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest message accepted or sent, in bytes.
+    pub max_message_bytes: usize,
+    /// Most calls open at once on one HTTP/2 connection (more wait for a free one).
+    pub max_concurrent_streams: u32,
+    /// Most unary calls running at once; more are refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent_calls: usize,
+    /// Idle time after which the server pings a connection (HTTP/2 and TCP keepalive).
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_streams: 1024,
+            max_concurrent_calls: 1024,
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl TlsSettings {
+    fn server_config(&self) -> ServerTlsConfig {
+        let mut tls =
+            ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
+        if let Some(ca) = &self.client_ca_pem {
+            tls = tls.client_ca_root(Certificate::from_pem(ca));
+        }
+        tls
     }
 }
 
@@ -127,31 +209,70 @@ pub async fn run(
         config.health_check_interval,
         health_stop.clone(),
     ));
+    let metrics = Arc::new(metrics::Metrics::new(executions.clone()));
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "serving Prometheus metrics on /metrics");
+            Some(tokio::spawn(metrics::serve(
+                metrics.clone(),
+                listener,
+                metrics_stop.clone(),
+            )))
+        }
+        None => None,
+    };
+    let limits = &config.limits;
     let api = ExecutionServiceServer::new(ExecutionApi::new(
         executions.clone(),
         config.default_time_zone,
-    ));
+        metrics.clone(),
+    ))
+    .max_decoding_message_size(limits.max_message_bytes)
+    .max_encoding_message_size(limits.max_message_bytes);
     let local_addr = listener.local_addr()?;
 
+    let mut builder = Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout));
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls.server_config())?;
+    }
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
+    let server = builder
+        .layer(telemetry::TelemetryLayer::new(metrics))
+        .layer(auth::AuthLayer::new(config.tokens.clone()))
+        .layer(admission::AdmissionLayer::new(limits.max_concurrent_calls))
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(api)
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(limits.keepalive_interval)),
             async {
                 let _ = stopped.await;
             },
         );
     let mut server = tokio::spawn(server);
-    tracing::info!(%local_addr, "serving workflow.executions.v1.ExecutionService");
+    tracing::info!(
+        %local_addr,
+        tls = config.tls.is_some(),
+        authenticated = config.tokens.is_some(),
+        "serving workflow.executions.v1.ExecutionService"
+    );
 
     let stop_feed = || async {
         health_stop.cancel();
         feed_stop.cancel();
         for task in feed {
+            let _ = task.await;
+        }
+        metrics_stop.cancel();
+        if let Some(task) = metrics_task {
             let _ = task.await;
         }
     };

@@ -58,9 +58,17 @@ impl From<Error> for Status {
                 metadata.insert("last_revision".to_owned(), last_revision.to_string());
                 (Code::Unavailable, "SERVER_SHUTTING_DOWN")
             }
+            Error::Unauthenticated => (Code::Unauthenticated, "UNAUTHENTICATED"),
+            Error::PermissionDenied { reason, .. } => (Code::PermissionDenied, *reason),
+            Error::Overloaded { .. } => (Code::ResourceExhausted, "OVERLOADED"),
+            Error::DeadlineExceeded => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
             Error::DatabaseUnavailable { detail } => {
                 tracing::warn!(error = %detail, "database unavailable");
                 (Code::Unavailable, "DATABASE_UNAVAILABLE")
+            }
+            Error::Database { detail } => {
+                tracing::error!(error = %detail, "database error");
+                (Code::Internal, "INTERNAL")
             }
             Error::Internal { detail } => {
                 tracing::error!(error = %detail, "internal error");

@@ -5,12 +5,15 @@
 //! the revision it started from, commits, and only then publishes the new revision to the
 //! watch hub, so watchers never see a change that could still roll back.
 
+mod caller;
 mod page_token;
 mod watch;
 
+pub use caller::Caller;
 pub use watch::{WatchEvent, WatchSettings, WatchStream};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::Semaphore;
@@ -95,25 +98,40 @@ impl Executions {
 
     /// Creates an execution of a validated template. With a request id, the tenant's
     /// earlier execution with that id is returned instead of creating a second one.
-    pub async fn start(&self, new: NewExecution) -> Result<FullExecution, Error> {
+    pub async fn start(&self, caller: &Caller, new: NewExecution) -> Result<FullExecution, Error> {
+        caller.may_create_for(&new.user_key)?;
+        let budget = caller.budget()?;
         if let Some(request_id) = &new.request_id
-            && let Some(existing) = self.find_by_request_id(&new.user_key, request_id).await?
+            && let Some(existing) = self
+                .find_by_request_id(&new.user_key, request_id, budget)
+                .await?
         {
             return Ok(existing);
         }
         let this = self.clone();
-        // Committed in a task of its own: see `Executions::change`.
-        tokio::spawn(async move { this.create(new).await })
+        in_own_task(move |caller_gone| async move { this.create(new, budget, caller_gone).await })
             .await
-            .map_err(Error::internal)?
     }
 
-    async fn create(&self, new: NewExecution) -> Result<FullExecution, Error> {
+    async fn create(
+        &self,
+        new: NewExecution,
+        budget: Option<Duration>,
+        caller_gone: CancellationToken,
+    ) -> Result<FullExecution, Error> {
         let (user_key, request_id) = (new.user_key.clone(), new.request_id.clone());
-        let (_guard, txn) = self.db.begin_write().await?;
-        let now = db::creation_time(&txn, to_stored_precision(Utc::now())).await?;
-        let mut execution = rules::create(new, ExecutionId::generate(), now);
-        match db::insert_execution(&txn, &execution, request_id.clone()).await? {
+        let prepared = async {
+            let (guard, txn) = self.db.begin_write(budget).await?;
+            let now = db::creation_time(&txn, to_stored_precision(Utc::now())).await?;
+            let execution = rules::create(new, ExecutionId::generate(), now);
+            let seq = db::insert_execution(&txn, &execution, request_id.clone()).await?;
+            Ok::<_, Error>((guard, txn, execution, seq))
+        };
+        let (_guard, txn, mut execution, seq) = tokio::select! {
+            () = caller_gone.cancelled() => return Err(Error::DeadlineExceeded),
+            prepared = prepared => prepared?,
+        };
+        match seq {
             Some(seq) => {
                 txn.commit().await?;
                 execution.header.seq = seq;
@@ -126,7 +144,7 @@ impl Executions {
                 // execution.
                 txn.rollback().await?;
                 let request_id = request_id.unwrap_or_default();
-                self.find_by_request_id(&user_key, &request_id)
+                self.find_by_request_id(&user_key, &request_id, None)
                     .await?
                     .ok_or_else(|| Error::internal("request id collided with no execution"))
             }
@@ -137,8 +155,9 @@ impl Executions {
         &self,
         user_key: &str,
         request_id: &str,
+        budget: Option<Duration>,
     ) -> Result<Option<FullExecution>, Error> {
-        let txn = self.db.begin_read().await?;
+        let txn = self.db.begin_read(budget).await?;
         let found = db::find_by_request_id(&txn, user_key, request_id).await?;
         txn.commit().await?;
         Ok(found)
@@ -147,39 +166,56 @@ impl Executions {
     /// Applies an action's progress report.
     pub async fn update_action(
         &self,
+        caller: &Caller,
         target: ExecutionRef,
         update: ActionUpdate,
     ) -> Result<FullExecution, Error> {
-        self.change(target, move |execution, now| {
+        self.change(caller, target, move |execution, now| {
             rules::apply_update(execution, &update, now)
         })
         .await
     }
 
     /// Stops an execution (a no-op on a stopped one).
-    pub async fn stop(&self, target: ExecutionRef, reason: String) -> Result<FullExecution, Error> {
-        self.change(target, move |execution, now| {
+    pub async fn stop(
+        &self,
+        caller: &Caller,
+        target: ExecutionRef,
+        reason: String,
+    ) -> Result<FullExecution, Error> {
+        self.change(caller, target, move |execution, now| {
             rules::stop(execution, &reason, now)
         })
         .await
     }
 
     /// Reads one execution; FULL reads see one snapshot of its row and action rows.
-    pub async fn get(&self, target: ExecutionRef, view: View) -> Result<Execution, Error> {
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        target: ExecutionRef,
+        view: View,
+    ) -> Result<Execution, Error> {
         let found = match view {
             View::Basic => db::load(self.db.conn(), target, view).await?,
             View::Full => {
-                let txn = self.db.begin_read().await?;
+                let txn = self.db.begin_read(caller.budget()?).await?;
                 let found = db::load(&txn, target, view).await?;
                 txn.commit().await?;
                 found
             }
         };
-        found.ok_or_else(|| self.not_found(target))
+        found
+            .filter(|execution| caller.sees(&execution.header.user_key))
+            .ok_or_else(|| self.not_found(target))
     }
 
-    /// Reads one page of executions (in one snapshot).
-    pub async fn list(&self, request: ListRequest) -> Result<Page, Error> {
+    /// Reads one page of executions (in one snapshot). A caller confined to a tenant gets
+    /// that tenant's executions only, whatever its filter says.
+    pub async fn list(&self, caller: &Caller, mut request: ListRequest) -> Result<Page, Error> {
+        if let Some(tenant) = &caller.tenant {
+            request.filter.user_key = Some(tenant.clone());
+        }
         let fingerprint = page_token::fingerprint(&request.filter, request.order);
         let after = page_token::decode(&request.page_token, fingerprint)?;
         let query = ListQuery {
@@ -193,7 +229,7 @@ impl Executions {
         let mut executions = match query.view {
             View::Basic => db::list(self.db.conn(), &query).await?,
             View::Full => {
-                let txn = self.db.begin_read().await?;
+                let txn = self.db.begin_read(caller.budget()?).await?;
                 let page = db::list(&txn, &query).await?;
                 txn.commit().await?;
                 page
@@ -214,29 +250,41 @@ impl Executions {
     /// The one place where changes are committed. Locks the execution, lets `apply` change
     /// it, saves the change guarded by the revision it started from, commits, then
     /// publishes. A no-op (`Outcome::Unchanged`) writes nothing and keeps the revision.
-    ///
-    /// It runs in a task of its own: if the caller goes away (a cancelled call, a passed
-    /// deadline) while the commit is in flight, the commit may still land, and then its
-    /// publication must too, or watchers would never hear of it.
-    async fn change<F>(&self, target: ExecutionRef, apply: F) -> Result<FullExecution, Error>
+    /// An execution the caller may not see is answered as not found, and left alone.
+    async fn change<F>(
+        &self,
+        caller: &Caller,
+        target: ExecutionRef,
+        apply: F,
+    ) -> Result<FullExecution, Error>
     where
         F: FnOnce(&mut FullExecution, chrono::DateTime<Utc>) -> Result<Outcome, RuleViolation>
             + Send
             + 'static,
     {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let (_guard, txn) = this.db.begin_write().await?;
-            let mut execution = db::load_for_change(&txn, target)
-                .await?
-                .ok_or_else(|| this.not_found(target))?;
-            let now = to_stored_precision(Utc::now());
-            match apply(&mut execution, now)? {
-                Outcome::Unchanged => {
-                    txn.rollback().await?;
+        let budget = caller.budget()?;
+        let (this, caller) = (self.clone(), caller.clone());
+        in_own_task(move |caller_gone| async move {
+            let prepared = async {
+                let (guard, txn) = this.db.begin_write(budget).await?;
+                let mut execution = db::load_for_change(&txn, target)
+                    .await?
+                    .filter(|execution| caller.sees(&execution.header.user_key))
+                    .ok_or_else(|| this.not_found(target))?;
+                let now = to_stored_precision(Utc::now());
+                let outcome = apply(&mut execution, now)?;
+                if let Outcome::Changed { actions } = &outcome {
+                    db::save_change(&txn, &execution, actions).await?;
                 }
-                Outcome::Changed { actions } => {
-                    db::save_change(&txn, &execution, &actions).await?;
+                Ok::<_, Error>((guard, txn, execution, outcome))
+            };
+            let (_guard, txn, execution, outcome) = tokio::select! {
+                () = caller_gone.cancelled() => return Err(Error::DeadlineExceeded),
+                prepared = prepared => prepared?,
+            };
+            match outcome {
+                Outcome::Unchanged => txn.rollback().await?,
+                Outcome::Changed { .. } => {
                     txn.commit().await?;
                     this.hub.publish(&execution);
                 }
@@ -244,7 +292,6 @@ impl Executions {
             Ok(execution)
         })
         .await
-        .map_err(Error::internal)?
     }
 
     fn not_found(&self, target: ExecutionRef) -> Error {
@@ -253,4 +300,25 @@ impl Executions {
             ExecutionRef::Seq(seq) => self.hashids.encode(seq),
         })
     }
+}
+
+/// Runs a change in a task of its own and waits for it.
+///
+/// The task gets a token that is cancelled when the caller goes away (a cancelled call, a
+/// passed deadline: the caller's future is dropped). Until the change reaches its commit,
+/// it abandons its work on that signal (the transaction rolls back, nothing is left
+/// running in the database). From the commit on it ignores it: a commit that may have
+/// landed must be published too, or watchers would never hear of it, and a dropped
+/// future could stop between the two.
+async fn in_own_task<T, F, Fut>(work: F) -> Result<T, Error>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    T: Send + 'static,
+{
+    let caller_gone = CancellationToken::new();
+    let _cancel_when_dropped = caller_gone.clone().drop_guard();
+    tokio::spawn(work(caller_gone))
+        .await
+        .map_err(Error::internal)?
 }

@@ -16,7 +16,7 @@ use futures::Stream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::Executions;
+use super::{Caller, Executions};
 use crate::domain::{ExecutionRef, FullExecution, View};
 use crate::error::Error;
 use crate::watch::Subscription;
@@ -63,9 +63,11 @@ impl Default for WatchSettings {
 impl Executions {
     /// Opens a watch of `target` for a caller that has seen `since_revision` (0: nothing).
     /// Fails before any message: NOT_FOUND for an unknown execution, OUT_OF_RANGE for a
-    /// revision ahead of the current one, RESOURCE_EXHAUSTED past the watch limit.
+    /// revision ahead of the current one, RESOURCE_EXHAUSTED past the watch limit. An
+    /// execution the caller may not see is not found.
     pub async fn watch(
         &self,
+        caller: &Caller,
         target: ExecutionRef,
         since_revision: i64,
     ) -> Result<WatchStream, Error> {
@@ -78,7 +80,7 @@ impl Executions {
             })?;
         let id = match target {
             ExecutionRef::Id(id) => id,
-            ExecutionRef::Seq(_) => self.get(target, View::Basic).await?.header.id,
+            ExecutionRef::Seq(_) => self.get(caller, target, View::Basic).await?.header.id,
         };
         // Subscribe first, then take the snapshot: a change committed after it is
         // published to the subscription; one committed before it is in the snapshot.
@@ -93,6 +95,10 @@ impl Executions {
                     .await?
             }
         };
+        // Checked on the state itself, however it was obtained (shared or read).
+        if !caller.sees(&current.header.user_key) {
+            return Err(self.not_found(target));
+        }
         if since_revision > current.header.revision {
             return Err(Error::RevisionAhead {
                 requested: since_revision,
@@ -126,9 +132,15 @@ impl Executions {
             return Ok(shared);
         }
         let read = async {
-            // One snapshot of the row and its actions (see `Executions::get`).
+            // One snapshot of the row and its actions (see `Executions::get`). It is shared
+            // with every watcher of the execution, so it is read for no one in particular;
+            // `watch` checks what each caller may see.
             let read = self
-                .get(ExecutionRef::Id(subscription.id()), View::Full)
+                .get(
+                    &Caller::unrestricted(),
+                    ExecutionRef::Id(subscription.id()),
+                    View::Full,
+                )
                 .await?;
             Ok::<_, Error>(Arc::new(FullExecution {
                 header: read.header,
@@ -161,6 +173,11 @@ impl Executions {
     /// Ends every open watch with [`Error::ShuttingDown`].
     pub fn close_watches(&self) {
         self.watch_shutdown.cancel();
+    }
+
+    /// Changes committed on this replica so far.
+    pub fn changes_published(&self) -> u64 {
+        self.hub.changes_published()
     }
 
     /// Number of watches open on this replica.

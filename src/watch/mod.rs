@@ -37,6 +37,8 @@ struct Inner {
     relay: OnceLock<mpsc::UnboundedSender<(ExecutionId, i64)>>,
     /// Executions read from the database to serve watchers (counted for the benchmark).
     state_reads: AtomicU64,
+    /// Changes committed on this replica and announced here (for metrics).
+    published: AtomicU64,
 }
 
 /// The shared state of one watched execution.
@@ -63,6 +65,7 @@ impl ChangeHub {
     /// replicas.
     pub fn publish(&self, execution: &FullExecution) {
         let (id, revision) = (execution.header.id, execution.header.revision);
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
         // Copy the state (up to a thousand actions) only for watched executions, and
         // outside the lock.
         if self
@@ -145,6 +148,11 @@ impl ChangeHub {
     /// Counts one execution read from the database to serve watchers.
     pub fn count_state_read(&self) {
         self.inner.state_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes committed on this replica and published so far.
+    pub fn changes_published(&self) -> u64 {
+        self.inner.published.load(Ordering::Relaxed)
     }
 
     /// Executions read from the database to serve watchers so far.

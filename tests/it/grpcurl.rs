@@ -249,3 +249,63 @@ async fn readme_grpcurl_calls_work() {
     assert_eq!(health["status"], "SERVING");
     server.stop().await;
 }
+
+/// With tokens, reflection follows the API's auth: grpcurl without a token is refused
+/// (Unauthenticated), with a token it lists the services and reads; the health call
+/// itself needs none (the token goes to reflection only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_with_a_bearer_token() {
+    use crate::production::{WRITER_TOKEN, test_tokens};
+    use executions::grpc::ServerConfig;
+    let Some(bin) = grpcurl() else { return };
+    let server = TestServer::sqlite_configured(
+        ServerConfig {
+            tokens: Some(test_tokens()),
+            ..test_config()
+        },
+        Default::default(),
+    )
+    .await;
+    let addr = server.addr.to_string();
+    let refused = output(&bin, &["-plaintext", &addr, "list"], None);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("Unauthenticated"), "{said}");
+
+    let header = format!("authorization: Bearer {WRITER_TOKEN}");
+    let listed = run(&bin, &["-plaintext", "-H", &header, &addr, "list"], None);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l == "workflow.executions.v1.ExecutionService"),
+        "{listed}"
+    );
+    let page = json(&run(
+        &bin,
+        &[
+            "-plaintext",
+            "-H",
+            &header,
+            "-d",
+            "{}",
+            &addr,
+            "workflow.executions.v1.ExecutionService/ListExecutions",
+        ],
+        None,
+    ));
+    assert!(page.is_object(), "{page}");
+    // The token goes to reflection only (-reflect-header), not to the health call.
+    let health = json(&run(
+        &bin,
+        &[
+            "-plaintext",
+            "-reflect-header",
+            &header,
+            &addr,
+            "grpc.health.v1.Health/Check",
+        ],
+        None,
+    ));
+    assert_eq!(health["status"], "SERVING");
+    server.stop().await;
+}

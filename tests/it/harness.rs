@@ -42,6 +42,17 @@ macro_rules! db_tests {
     )*};
 }
 
+/// The server settings of tests: quick health checks, a short grace period, everything
+/// else as in production.
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        default_time_zone: chrono_tz::UTC,
+        shutdown_grace: Duration::from_secs(5),
+        health_check_interval: Duration::from_millis(200),
+        ..ServerConfig::default()
+    }
+}
+
 /// A running server, its client, and what to clean up.
 pub struct TestServer {
     /// A client connected to the server.
@@ -51,6 +62,7 @@ pub struct TestServer {
     /// The server's change hub (to count the database reads it makes for watchers).
     pub hub: ChangeHub,
     url: String,
+    config: ServerConfig,
     shutdown: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     cleanup: Cleanup,
@@ -70,9 +82,45 @@ impl TestServer {
 
     /// A server over a fresh SQLite file, with these watch settings.
     pub async fn sqlite_with(settings: WatchSettings) -> Self {
+        Self::sqlite_configured(test_config(), settings).await
+    }
+
+    /// A server over a fresh SQLite file, with these server and watch settings.
+    pub async fn sqlite_configured(config: ServerConfig, settings: WatchSettings) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-        Self::start(&url, Cleanup::Sqlite(dir), settings).await
+        Self::start_on(
+            &url,
+            Cleanup::Sqlite(dir),
+            config,
+            settings,
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+    }
+
+    /// A server over a fresh PostgreSQL database with these server settings (see
+    /// [`TestServer::postgres`]).
+    pub async fn postgres_configured(config: ServerConfig) -> Option<Self> {
+        let fresh = FreshPostgres::create().await?;
+        let url = fresh.url.clone();
+        let cleanup = Cleanup::Postgres {
+            admin_url: fresh.admin_url,
+            database: fresh.database,
+        };
+        let addr = "127.0.0.1:0".parse().unwrap();
+        Some(Self::start_on(&url, cleanup, config, WatchSettings::default(), addr).await)
+    }
+
+    /// The same kind of server over a fresh database of the same kind as `self`.
+    pub async fn like(&self, config: ServerConfig) -> Self {
+        if self.postgres_database().is_some() {
+            Self::postgres_configured(config)
+                .await
+                .expect("PostgreSQL is configured")
+        } else {
+            Self::sqlite_configured(config, WatchSettings::default()).await
+        }
     }
 
     /// A server over a fresh PostgreSQL database, or `None` (with a note) when
@@ -109,25 +157,27 @@ impl TestServer {
     }
 
     async fn start(url: &str, cleanup: Cleanup, settings: WatchSettings) -> Self {
-        Self::start_on(url, cleanup, settings, "127.0.0.1:0".parse().unwrap()).await
+        let addr = "127.0.0.1:0".parse().unwrap();
+        Self::start_on(url, cleanup, test_config(), settings, addr).await
     }
 
     /// Stops the server and starts a new one on the same address and database (a server
     /// restart, as a client sees it).
     pub async fn restart(self) -> Self {
-        let (url, addr) = (self.url.clone(), self.addr);
+        let (url, addr, config) = (self.url.clone(), self.addr, self.config.clone());
         let _ = self.shutdown.send(());
         tokio::time::timeout(Duration::from_secs(10), self.task)
             .await
             .expect("server stops within 10 s")
             .expect("server task")
             .expect("server ran cleanly");
-        Self::start_on(&url, self.cleanup, WatchSettings::default(), addr).await
+        Self::start_on(&url, self.cleanup, config, WatchSettings::default(), addr).await
     }
 
     async fn start_on(
         url: &str,
         cleanup: Cleanup,
+        config: ServerConfig,
         settings: WatchSettings,
         addr: std::net::SocketAddr,
     ) -> Self {
@@ -141,22 +191,24 @@ impl TestServer {
         let (shutdown, stopped) = oneshot::channel::<()>();
         let hub = ChangeHub::default();
         let executions = Executions::new(db, hub.clone(), settings);
-        let config = ServerConfig {
-            default_time_zone: chrono_tz::UTC,
-            shutdown_grace: Duration::from_secs(5),
-            health_check_interval: Duration::from_millis(200),
-        };
-        let task = tokio::spawn(executions::grpc::run(config, executions, listener, async {
-            let _ = stopped.await;
-        }));
-        let client = ExecutionServiceClient::connect(format!("http://{addr}"))
-            .await
-            .expect("connect to the test server");
+        let task = tokio::spawn(executions::grpc::run(
+            config.clone(),
+            executions,
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        // Lazy: a TLS server's tests make their own clients; this one connects on first use.
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect_lazy();
         Self {
-            client,
+            client: ExecutionServiceClient::new(channel),
             addr,
             hub,
             url: url.to_owned(),
+            config,
             shutdown,
             task,
             cleanup,
@@ -168,6 +220,24 @@ impl TestServer {
         ExecutionServiceClient::connect(format!("http://{}", self.addr))
             .await
             .expect("connect to the test server")
+    }
+
+    /// The URL of the server's database.
+    pub fn database_url(&self) -> &str {
+        &self.url
+    }
+
+    /// A second server over the same database, with other settings.
+    pub async fn another(&self, config: ServerConfig) -> Self {
+        let addr = "127.0.0.1:0".parse().unwrap();
+        Self::start_on(
+            &self.url,
+            Cleanup::None,
+            config,
+            WatchSettings::default(),
+            addr,
+        )
+        .await
     }
 
     /// The admin URL and database name of a PostgreSQL test server.

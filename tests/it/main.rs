@@ -14,5 +14,6 @@ mod grpcurl;
 mod lifecycle;
 mod outage;
 mod pagination;
+mod production;
 mod reads;
 mod watch;

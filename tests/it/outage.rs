@@ -7,15 +7,49 @@ use sea_orm::ConnectionTrait;
 use tonic::Code;
 
 /// With PostgreSQL refusing connections and the service's connections terminated, Get
-/// and Start answer UNAVAILABLE with reason DATABASE_UNAVAILABLE and health turns
-/// NOT_SERVING; once connections are allowed again, the same calls succeed and health is
-/// SERVING again.
+/// and Start answer UNAVAILABLE with reason DATABASE_UNAVAILABLE, the database error
+/// metric counts them, and health turns NOT_SERVING (a health `Watch` stream sees it);
+/// once connections are allowed again, the same calls succeed and health is SERVING
+/// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_is_unavailable_then_recovers() {
-    let Some(server) = TestServer::postgres().await else {
+    use executions::grpc::ServerConfig;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = ServerConfig {
+        metrics_listen: Some(([127, 0, 0, 1], metrics_port).into()),
+        ..test_config()
+    };
+    let Some(server) = TestServer::postgres_configured(config).await else {
         return;
     };
     let mut client = server.client.clone();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next_health = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(10), health.message())
+            .await
+            .expect("a health message within 10 s")
+            .unwrap()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(next_health().await, ServingStatus::Serving);
     let e = start(&mut client, "outage", chain(2)).await;
     let (admin_url, database) = server.postgres_database().unwrap();
     let admin = sea_orm::Database::connect(admin_url).await.unwrap();
@@ -57,6 +91,10 @@ async fn database_outage_is_unavailable_then_recovers() {
         .unwrap_err();
     assert_error(&err, Code::Unavailable, "DATABASE_UNAVAILABLE", None);
     assert_health(&server, ServingStatus::NotServing).await;
+    assert_eq!(next_health().await, ServingStatus::NotServing);
+    let metrics = crate::production::http_get(metrics_port, "/metrics").await;
+    let errors = crate::production::sample(&metrics, "executions_database_errors_total");
+    assert!(errors.is_some_and(|n| n >= 4.0), "{metrics}");
 
     admin
         .execute_unprepared(&set_connections(true))
@@ -69,6 +107,7 @@ async fn database_outage_is_unavailable_then_recovers() {
         "recovers once the database is back"
     );
     assert_health(&server, ServingStatus::Serving).await;
+    assert_eq!(next_health().await, ServingStatus::Serving);
     server.stop().await;
 }
 

@@ -1,0 +1,933 @@
+//! What a platform team relies on in production: bearer tokens and tenants, TLS and
+//! mTLS, transport limits, load shedding, deadlines, and metrics.
+
+use std::time::{Duration, Instant};
+
+use executions::grpc::{Limits, ServerConfig, TlsSettings, Tokens};
+use executions::proto::v1 as pb;
+use executions::proto::v1::execution_service_client::ExecutionServiceClient;
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::db_tests;
+use crate::harness::*;
+
+const WRITER: &str = WRITER_TOKEN;
+/// The token of the unconfined writer in [`test_tokens`].
+pub const WRITER_TOKEN: &str = "writer-token-0f3a";
+const READER: &str = "reader-token-77c1";
+const ACME_WRITER: &str = "acme-writer-token-5d2e";
+const ACME_READER: &str = "acme-reader-token-9b40";
+
+/// A tokens file with a writer and a reader for every tenant, and a writer and a reader
+/// confined to tenant `acme`.
+pub fn test_tokens() -> Tokens {
+    let entry = |name: &str, token: &str, role: &str, user_key: Option<&str>| {
+        let digest = hex::encode(Sha256::digest(token.as_bytes()));
+        let tenant = user_key.map_or(String::new(), |k| format!("user_key = \"{k}\"\n"));
+        format!(
+            "[[tokens]]\nname = \"{name}\"\nsha256 = \"{digest}\"\nrole = \"{role}\"\n{tenant}\n"
+        )
+    };
+    let file = [
+        entry("ops", WRITER, "writer", None),
+        entry("dashboards", READER, "reader", None),
+        entry("acme-engine", ACME_WRITER, "writer", Some("acme")),
+        entry("acme-dashboard", ACME_READER, "reader", Some("acme")),
+    ]
+    .concat();
+    Tokens::parse(&file).expect("tokens file")
+}
+
+/// `message` with `authorization: Bearer token`.
+pub fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    request
+}
+
+fn get_request(id: &str) -> pb::GetExecutionRequest {
+    pb::GetExecutionRequest {
+        id: id.into(),
+        ..Default::default()
+    }
+}
+
+fn start_request(key: &str, user_key: &str) -> pb::StartExecutionRequest {
+    pb::StartExecutionRequest {
+        key: key.into(),
+        name: key.into(),
+        user_key: user_key.into(),
+        template: Some(chain(2)),
+        ..Default::default()
+    }
+}
+
+async fn start_as(
+    client: &mut ExecutionServiceClient<Channel>,
+    token: &str,
+    key: &str,
+    user_key: &str,
+) -> Result<pb::Execution, tonic::Status> {
+    client
+        .start_execution(bearer(token, start_request(key, user_key)))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+db_tests!(
+    tokens_and_roles_guard_every_call,
+    a_tenant_token_sees_only_its_tenant,
+    load_past_the_limit_is_shed_at_once,
+    a_passed_deadline_cancels_the_database_work,
+);
+
+/// Without a token, or with an unknown one, every API call (unary or stream) is
+/// UNAUTHENTICATED; a reader may read but not write (PERMISSION_DENIED); health answers
+/// without a token; a refused call changes nothing.
+async fn tokens_and_roles_guard_every_call(server: &TestServer) {
+    let server = server
+        .like(ServerConfig {
+            tokens: Some(test_tokens()),
+            ..test_config()
+        })
+        .await;
+    let mut client = server.client.clone();
+    let e = start_as(&mut client, WRITER, "guarded", "")
+        .await
+        .expect("a writer starts");
+
+    for token in [
+        None,
+        Some("not-a-known-token"),
+        Some(WRITER.to_uppercase().as_str()),
+    ] {
+        let wrap = |message| match token {
+            Some(token) => bearer(token, message),
+            None => tonic::Request::new(message),
+        };
+        let err = client
+            .get_execution(wrap(get_request(&e.id)))
+            .await
+            .unwrap_err();
+        assert_error(&err, Code::Unauthenticated, "UNAUTHENTICATED", None);
+        let err = client
+            .start_execution(match token {
+                Some(token) => bearer(token, start_request("intruder", "")),
+                None => tonic::Request::new(start_request("intruder", "")),
+            })
+            .await
+            .unwrap_err();
+        assert_error(&err, Code::Unauthenticated, "UNAUTHENTICATED", None);
+        let watch = pb::WatchExecutionRequest {
+            id: e.id.clone(),
+            ..Default::default()
+        };
+        let err = client
+            .watch_execution(match token {
+                Some(token) => bearer(token, watch),
+                None => tonic::Request::new(watch),
+            })
+            .await
+            .unwrap_err();
+        assert_error(&err, Code::Unauthenticated, "UNAUTHENTICATED", None);
+    }
+
+    // A reader reads, lists and watches ...
+    let read = client
+        .get_execution(bearer(READER, get_request(&e.id)))
+        .await
+        .expect("a reader gets")
+        .into_inner();
+    assert_eq!(read.revision, 1);
+    let page = client
+        .list_executions(bearer(READER, pb::ListExecutionsRequest::default()))
+        .await
+        .expect("a reader lists")
+        .into_inner();
+    assert_eq!(page.executions.len(), 1);
+    let mut watch = client
+        .watch_execution(bearer(
+            READER,
+            pb::WatchExecutionRequest {
+                id: e.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("a reader watches")
+        .into_inner();
+    let snapshot = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(snapshot.revision, 1);
+
+    // ... but changes nothing.
+    let err = start_as(&mut client, READER, "by-reader", "")
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::PermissionDenied, "READ_ONLY_TOKEN", None);
+    let err = client
+        .update_action(bearer(READER, report(&e.id, "a1", ActionStatus::Running)))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::PermissionDenied, "READ_ONLY_TOKEN", None);
+    let err = client
+        .stop_execution(bearer(
+            READER,
+            pb::StopExecutionRequest {
+                id: e.id.clone(),
+                reason: "not allowed".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::PermissionDenied, "READ_ONLY_TOKEN", None);
+
+    // Health stays open for probes.
+    assert_health(&server, ServingStatus::Serving).await;
+
+    let after = client
+        .list_executions(bearer(WRITER, pb::ListExecutionsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.executions.len(), 1, "refused calls created nothing");
+    assert_eq!(
+        after.executions[0].revision, 1,
+        "refused calls changed nothing"
+    );
+    server.stop().await;
+}
+
+/// A token confined to tenant `acme` creates in `acme` only, and finds nothing of another
+/// tenant: Get, Watch, UpdateAction and Stop answer NOT_FOUND exactly as for an id that
+/// does not exist, List returns `acme`'s executions whatever its filter says, and the
+/// other tenant's execution is left unchanged.
+async fn a_tenant_token_sees_only_its_tenant(server: &TestServer) {
+    let server = server
+        .like(ServerConfig {
+            tokens: Some(test_tokens()),
+            ..test_config()
+        })
+        .await;
+    let mut client = server.client.clone();
+    let ours = start_as(&mut client, ACME_WRITER, "ours", "")
+        .await
+        .expect("acme starts");
+    assert_eq!(
+        ours.user_key, "acme",
+        "a confined token creates in its tenant"
+    );
+    let theirs = start_as(&mut client, WRITER, "theirs", "globex")
+        .await
+        .expect("ops starts for globex");
+
+    let err = start_as(&mut client, ACME_WRITER, "smuggled", "globex")
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::PermissionDenied, "OTHER_TENANT", None);
+
+    for token in [ACME_READER, ACME_WRITER] {
+        for id in [&theirs.id, &theirs.hashid] {
+            let err = client
+                .get_execution(bearer(token, get_request(id)))
+                .await
+                .unwrap_err();
+            assert_error(&err, Code::NotFound, "EXECUTION_NOT_FOUND", None);
+            let err = client
+                .watch_execution(bearer(
+                    token,
+                    pb::WatchExecutionRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap_err();
+            assert_error(&err, Code::NotFound, "EXECUTION_NOT_FOUND", None);
+        }
+        let page = client
+            .list_executions(bearer(
+                token,
+                pb::ListExecutionsRequest {
+                    user_key: "globex".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let keys: Vec<_> = page.executions.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["ours"], "List is confined to acme");
+    }
+    // The same answer as for an id that does not exist.
+    let unknown = client
+        .get_execution(bearer(
+            ACME_READER,
+            get_request("01890a5d-ac96-774b-bcce-b302099a8057"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    let err = client
+        .update_action(bearer(
+            ACME_WRITER,
+            report(&theirs.id, "a1", ActionStatus::Running),
+        ))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "EXECUTION_NOT_FOUND", None);
+    let err = client
+        .stop_execution(bearer(
+            ACME_WRITER,
+            pb::StopExecutionRequest {
+                id: theirs.id.clone(),
+                reason: "not ours".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::NotFound, "EXECUTION_NOT_FOUND", None);
+    let untouched = client
+        .get_execution(bearer(WRITER, get_request(&theirs.id)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(untouched.revision, 1);
+    assert_eq!(untouched.status, ExecutionStatus::Running as i32);
+
+    // Its own executions work as usual.
+    let moved = client
+        .update_action(bearer(
+            ACME_WRITER,
+            report(&ours.id, "a1", ActionStatus::Running),
+        ))
+        .await
+        .expect("acme updates its own")
+        .into_inner();
+    assert_eq!(moved.revision, 2);
+    server.stop().await;
+}
+
+/// Holds the database's write lock (SQLite) or the execution's row lock (PostgreSQL) from
+/// outside the server, so a change of it waits, until the transaction is dropped.
+async fn hold_lock(
+    server: &TestServer,
+    execution_id: &str,
+) -> (sea_orm::DatabaseConnection, sea_orm::DatabaseTransaction) {
+    let db = sea_orm::Database::connect(server.database_url())
+        .await
+        .unwrap();
+    let txn = db.begin().await.unwrap();
+    let statement = if server.postgres_database().is_some() {
+        format!("SELECT 1 FROM executions WHERE id = '{execution_id}' FOR UPDATE")
+    } else {
+        // Any write statement takes SQLite's one write lock, even one that matches no row.
+        "DELETE FROM executions WHERE seq = -1".to_owned()
+    };
+    txn.execute_unprepared(&statement).await.unwrap();
+    (db, txn)
+}
+
+/// With one call allowed at a time and that one stuck behind a lock, the next unary call
+/// is refused at once with RESOURCE_EXHAUSTED (`OVERLOADED`) instead of waiting, while
+/// health checks and watches still get through; the stuck call then completes.
+async fn load_past_the_limit_is_shed_at_once(server: &TestServer) {
+    let server = server
+        .like(ServerConfig {
+            limits: Limits {
+                max_concurrent_calls: 1,
+                ..Limits::default()
+            },
+            ..test_config()
+        })
+        .await;
+    let mut client = server.client.clone();
+    let e = start(&mut client, "shed", chain(2)).await;
+    let lock = hold_lock(&server, &e.id).await;
+    let mut stuck_client = server.new_client().await;
+    let id = e.id.clone();
+    let stuck = tokio::spawn(async move {
+        stuck_client
+            .update_action(report(&id, "a1", ActionStatus::Running))
+            .await
+    });
+    // Let the stuck call take the one slot.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let asked = Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(3),
+        client.get_execution(get_request(&e.id)),
+    )
+    .await
+    .expect("refused at once, not queued")
+    .unwrap_err();
+    assert_error(&err, Code::ResourceExhausted, "OVERLOADED", None);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_health(&server, ServingStatus::Serving).await;
+    let mut watch = client
+        .watch_execution(pb::WatchExecutionRequest {
+            id: e.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("watches are not shed")
+        .into_inner();
+    assert!(watch.message().await.unwrap().is_some());
+
+    drop(lock);
+    let moved = tokio::time::timeout(Duration::from_secs(10), stuck)
+        .await
+        .expect("the stuck call finishes once the lock is gone")
+        .unwrap()
+        .expect("and succeeds")
+        .into_inner();
+    assert_eq!(moved.revision, 2);
+    // The slot is free again.
+    assert_eq!(get(&mut client, &e.id).await.revision, 2);
+    server.stop().await;
+}
+
+/// A change whose client deadline passes while it waits for a lock is cancelled with its
+/// database work: on PostgreSQL no statement of it is left waiting in the database, and
+/// on both databases the change never lands once the lock is released.
+async fn a_passed_deadline_cancels_the_database_work(server: &TestServer) {
+    let mut client = server.client.clone();
+    let e = start(&mut client, "deadline", chain(2)).await;
+    let lock = hold_lock(server, &e.id).await;
+
+    let mut request = tonic::Request::new(report(&e.id, "a1", ActionStatus::Running));
+    request.set_timeout(Duration::from_millis(300));
+    let asked = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(5), client.update_action(request))
+        .await
+        .expect("the deadline ends the call")
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    if let Some((admin_url, database)) = server.postgres_database() {
+        let admin = sea_orm::Database::connect(admin_url).await.unwrap();
+        let waiting = format!(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{database}' AND wait_event_type = 'Lock'"
+        );
+        let mut left = i64::MAX;
+        for _ in 0..40 {
+            let row = admin
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    waiting.clone(),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            left = row.try_get("", "n").unwrap();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(left, 0, "the server's statement still waits for the lock");
+    }
+
+    drop(lock);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = get(&mut client, &e.id).await;
+    assert_eq!(after.revision, 1, "the cancelled change never landed");
+    assert_eq!(action_status(&after, "a1"), ActionStatus::Idle);
+    // The execution is not left locked: the next change goes through.
+    let moved = update(&mut client, &e.id, "a1", ActionStatus::Running).await;
+    assert_eq!(moved.revision, 2);
+}
+
+/// Messages larger than `max_message_bytes` are refused both ways: a request that large
+/// is OUT_OF_RANGE (tonic's code for it) and stores nothing; a response that large (a FULL read of a big
+/// execution stored through another server) is an error too, while the BASIC view of the
+/// same execution, which is small, reads fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_past_the_size_limit_are_refused_both_ways() {
+    const LIMIT: usize = 64 * 1024;
+    let roomy = TestServer::sqlite().await;
+    let tight = roomy
+        .another(ServerConfig {
+            limits: Limits {
+                max_message_bytes: LIMIT,
+                ..Limits::default()
+            },
+            ..test_config()
+        })
+        .await;
+    let big_data = || {
+        let mut data = std::collections::BTreeMap::new();
+        data.insert("blob".to_owned(), serde_json::json!("x".repeat(LIMIT)));
+        to_struct(&serde_json::Value::Object(data.into_iter().collect()))
+    };
+
+    let mut tight_client = tight.client.clone();
+    let mut request = start_request("too-big", "");
+    request.execution_data = Some(big_data());
+    let err = tight_client
+        .start_execution(request.clone())
+        .await
+        .unwrap_err();
+    // tonic's code for a message past the limit.
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    let stored = tight_client
+        .list_executions(pb::ListExecutionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stored.executions.is_empty(), "nothing was stored");
+
+    let mut roomy_client = roomy.client.clone();
+    let big = roomy_client
+        .start_execution(request)
+        .await
+        .expect("the default limit takes it")
+        .into_inner();
+    let err = tight_client
+        .get_execution(get_request(&big.id))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.code(),
+            Code::ResourceExhausted | Code::OutOfRange | Code::Internal
+        ),
+        "{err:?}"
+    );
+    let basic = tight_client
+        .get_execution(pb::GetExecutionRequest {
+            id: big.id.clone(),
+            view: ExecutionView::Basic as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("the BASIC view is small")
+        .into_inner();
+    assert_eq!(basic.revision, 1);
+    tight.stop().await;
+    roomy.stop().await;
+}
+
+/// With at most two streams per HTTP/2 connection, a third call on the same connection
+/// waits (the client queues it) until one of the two ends, then goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_past_the_connection_limit_wait_for_a_free_one() {
+    let server = TestServer::sqlite_configured(
+        ServerConfig {
+            limits: Limits {
+                max_concurrent_streams: 2,
+                ..Limits::default()
+            },
+            ..test_config()
+        },
+        Default::default(),
+    )
+    .await;
+    let mut client = server.client.clone();
+    let e = start(&mut client, "streams", chain(2)).await;
+    let watch = |mut client: ExecutionServiceClient<Channel>, id: String| async move {
+        let mut stream = client
+            .watch_execution(pb::WatchExecutionRequest {
+                id,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        stream.message().await?;
+        Ok::<_, tonic::Status>(stream)
+    };
+    let first = watch(client.clone(), e.id.clone()).await.unwrap();
+    let _second = watch(client.clone(), e.id.clone()).await.unwrap();
+    let third = tokio::spawn(watch(client.clone(), e.id.clone()));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !third.is_finished(),
+        "a third stream on the connection waits"
+    );
+    drop(first);
+    let third = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("the third stream opens once one ends")
+        .unwrap();
+    assert!(third.is_ok(), "{third:?}");
+    server.stop().await;
+}
+
+/// Connects raw TCP, speaks the HTTP/2 preface and SETTINGS, then never answers anything
+/// (not even PINGs); returns how long until the server closed the connection, if it did
+/// within `patience`.
+async fn silent_peer_lifetime(addr: std::net::SocketAddr, patience: Duration) -> Option<Duration> {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let opened = Instant::now();
+    let mut buffer = [0u8; 1024];
+    tokio::time::timeout(patience, async {
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return opened.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// A peer that stops answering is dropped by keepalive: with a 1 s interval and 1 s
+/// timeout the server closes a connection whose PINGs go unanswered within a few seconds,
+/// while with the default settings the same silent connection is still open after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_closes_connections_that_stop_answering() {
+    let quick = TestServer::sqlite_configured(
+        ServerConfig {
+            limits: Limits {
+                keepalive_interval: Duration::from_secs(1),
+                keepalive_timeout: Duration::from_secs(1),
+                ..Limits::default()
+            },
+            ..test_config()
+        },
+        Default::default(),
+    )
+    .await;
+    let default = TestServer::sqlite().await;
+    let (closed, kept) = tokio::join!(
+        silent_peer_lifetime(quick.addr, Duration::from_secs(8)),
+        silent_peer_lifetime(default.addr, Duration::from_secs(4)),
+    );
+    let closed = closed.expect("the quick-keepalive server closes the silent connection");
+    assert!(
+        closed >= Duration::from_millis(1500),
+        "closed after {closed:?}"
+    );
+    assert_eq!(kept, None, "the default server keeps it for now");
+    // A live client answers the PINGs and keeps its connection.
+    let mut client = quick.client.clone();
+    let e = start(&mut client, "alive", chain(1)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(get(&mut client, &e.id).await.revision, 1);
+    quick.stop().await;
+    default.stop().await;
+}
+
+/// A test CA, and a certificate it signed for `name` (server: SAN localhost/127.0.0.1).
+struct TestPki {
+    ca_pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestPki {
+    fn new() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "executions test CA");
+        let ca = params.self_signed(&key).unwrap();
+        Self {
+            ca_pem: ca.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// (certificate PEM, key PEM) for these names.
+    fn issue(&self, names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+async fn tls_client(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    identity: Option<&(String, String)>,
+) -> Result<ExecutionServiceClient<Channel>, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let channel = Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    Ok(ExecutionServiceClient::new(channel))
+}
+
+/// With a certificate and key the server speaks TLS only (a plaintext client fails, a
+/// client trusting the CA works); with a client CA as well it also requires a client
+/// certificate that CA signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_mutual_tls_are_served() {
+    let pki = TestPki::new();
+    let (cert, key) = pki.issue(&["localhost", "127.0.0.1"]);
+    let tls = TlsSettings {
+        cert_pem: cert.clone().into_bytes(),
+        key_pem: key.clone().into_bytes(),
+        client_ca_pem: None,
+    };
+    let server = TestServer::sqlite_configured(
+        ServerConfig {
+            tls: Some(tls.clone()),
+            ..test_config()
+        },
+        Default::default(),
+    )
+    .await;
+    let mut plain = server.client.clone();
+    assert!(
+        plain
+            .list_executions(pb::ListExecutionsRequest::default())
+            .await
+            .is_err(),
+        "plaintext is refused"
+    );
+    let mut client = tls_client(server.addr, &pki.ca_pem, None)
+        .await
+        .expect("TLS connects");
+    let e = start(&mut client, "over-tls", chain(1)).await;
+    assert_eq!(get(&mut client, &e.id).await.revision, 1);
+    let other_ca = TestPki::new();
+    let untrusted = match tls_client(server.addr, &other_ca.ca_pem, None).await {
+        Ok(mut client) => client
+            .list_executions(pb::ListExecutionsRequest::default())
+            .await
+            .is_err(),
+        Err(_) => true,
+    };
+    assert!(untrusted, "a client that does not trust the CA fails");
+    server.stop().await;
+
+    let mutual = TestServer::sqlite_configured(
+        ServerConfig {
+            tls: Some(TlsSettings {
+                client_ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+                ..tls
+            }),
+            ..test_config()
+        },
+        Default::default(),
+    )
+    .await;
+    let anonymous = match tls_client(mutual.addr, &pki.ca_pem, None).await {
+        Ok(mut client) => client
+            .list_executions(pb::ListExecutionsRequest::default())
+            .await
+            .is_err(),
+        Err(_) => true,
+    };
+    assert!(anonymous, "a client without a certificate is refused");
+    let stranger = other_ca.issue(&["stranger"]);
+    let foreign = match tls_client(mutual.addr, &pki.ca_pem, Some(&stranger)).await {
+        Ok(mut client) => client
+            .list_executions(pb::ListExecutionsRequest::default())
+            .await
+            .is_err(),
+        Err(_) => true,
+    };
+    assert!(foreign, "a certificate from another CA is refused");
+    let worker = pki.issue(&["worker"]);
+    let mut client = tls_client(mutual.addr, &pki.ca_pem, Some(&worker))
+        .await
+        .expect("mTLS connects");
+    let e = start(&mut client, "over-mtls", chain(1)).await;
+    assert_eq!(get(&mut client, &e.id).await.revision, 1);
+    mutual.stop().await;
+}
+
+/// A plain HTTP GET of `path` on `port`; returns the body.
+pub async fn http_get(port: u16, path: &str) -> String {
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("metrics port open");
+    socket
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// The value of the sample whose line starts with `series` (name and labels).
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+/// `GET /metrics` on the metrics address shows calls by method and code, latency
+/// histograms, open watches and changes published, as the calls made them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_scraped_over_http() {
+    let port = free_port();
+    let server = TestServer::sqlite_configured(
+        ServerConfig {
+            metrics_listen: Some(([127, 0, 0, 1], port).into()),
+            ..test_config()
+        },
+        Default::default(),
+    )
+    .await;
+    let mut client = server.client.clone();
+    let e = start(&mut client, "metered", chain(2)).await;
+    let updated = update(&mut client, &e.id, "a1", ActionStatus::Running).await;
+    // One change per revision, the creation included.
+    let changes = updated.revision as f64;
+    let missing = client
+        .get_execution(get_request("01890a5d-ac96-774b-bcce-b302099a8057"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let mut watch = client
+        .watch_execution(pb::WatchExecutionRequest {
+            id: e.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    watch.message().await.unwrap();
+
+    let text = http_get(port, "/metrics").await;
+    let api = "workflow.executions.v1.ExecutionService";
+    for (series, expected) in [
+        (
+            format!("executions_rpc_requests_total{{method=\"{api}/StartExecution\",code=\"OK\"}}"),
+            1.0,
+        ),
+        (
+            format!("executions_rpc_requests_total{{method=\"{api}/UpdateAction\",code=\"OK\"}}"),
+            1.0,
+        ),
+        (
+            format!(
+                "executions_rpc_requests_total{{method=\"{api}/GetExecution\",code=\"NOT_FOUND\"}}"
+            ),
+            1.0,
+        ),
+        (
+            format!("executions_rpc_duration_seconds_count{{method=\"{api}/StartExecution\"}}"),
+            1.0,
+        ),
+        ("executions_open_watches".to_owned(), 1.0),
+        ("executions_changes_published_total".to_owned(), changes),
+        ("executions_database_errors_total".to_owned(), 0.0),
+    ] {
+        assert_eq!(
+            sample(&text, &series),
+            Some(expected),
+            "{series} in\n{text}"
+        );
+    }
+    assert!(
+        text.contains("executions_rpc_duration_seconds_bucket{"),
+        "{text}"
+    );
+
+    drop(watch);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = http_get(port, "/metrics").await;
+    assert_eq!(
+        sample(&text, "executions_open_watches"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!(
+                "executions_rpc_requests_total{{method=\"{api}/WatchExecution\",code=\"CANCELLED\"}}"
+            )
+        ),
+        Some(1.0),
+        "a watch its client dropped is counted when it ends:\n{text}"
+    );
+    server.stop().await;
+}
+
+/// A health `Watch` stream sees SERVING, then NOT_SERVING as soon as shutdown begins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_watch_sees_shutdown() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let server = TestServer::sqlite().await;
+    let channel = Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: "workflow.executions.v1.ExecutionService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = health.message().await.unwrap().unwrap();
+    assert_eq!(first.status(), ServingStatus::Serving);
+    let watcher = tokio::spawn(async move {
+        let next = tokio::time::timeout(Duration::from_secs(10), health.message()).await;
+        next.expect("a message within 10 s")
+            .map(|m| m.map(|m| m.status()))
+    });
+    server.stop().await;
+    let seen = watcher.await.unwrap();
+    assert!(
+        matches!(seen, Ok(Some(ServingStatus::NotServing))),
+        "{seen:?}"
+    );
+}
