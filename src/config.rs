@@ -104,8 +104,8 @@ pub struct ServeArgs {
         default_value_t = 1024
     )]
     pub max_concurrent_streams: u32,
-    /// Most unary calls running at once on this server; more are refused at once with
-    /// RESOURCE_EXHAUSTED (watches and health checks are not counted).
+    /// Most calls running their handlers at once on this server (a watch counts while it
+    /// opens); more are refused at once with RESOURCE_EXHAUSTED. Health is never refused.
     #[arg(long, env = "EXECUTIONS_MAX_CONCURRENT_CALLS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_concurrent_calls: u64,
     /// Seconds of idle after which a connection is pinged (HTTP/2 and TCP keepalive).

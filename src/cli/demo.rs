@@ -10,24 +10,17 @@ use std::time::Duration;
 
 use rand::Rng;
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 
+use super::connection::Client;
 use super::examples::{FORK_JOIN, LINEAR, start_request};
 use crate::proto::v1 as pb;
-use crate::proto::v1::execution_service_client::ExecutionServiceClient;
-
-type Client = ExecutionServiceClient<Channel>;
 
 /// Settings of `executions demo`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Address of the server.
-    #[arg(
-        long,
-        env = "EXECUTIONS_ADDR",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub addr: String,
+    /// The server.
+    #[command(flatten)]
+    pub server: super::connection::ConnectArgs,
     /// How many executions to start.
     #[arg(long, default_value_t = 5)]
     pub executions: usize,
@@ -41,10 +34,10 @@ pub struct DemoArgs {
 
 /// Runs the demo; exits 0 once every execution finished.
 pub async fn run(args: DemoArgs) -> ExitCode {
-    let mut client = match Client::connect(args.addr.clone()).await {
+    let mut client = match args.server.connect().await {
         Ok(client) => client,
         Err(err) => {
-            eprintln!("cannot connect to {}: {err}", args.addr);
+            eprintln!("{err}");
             return ExitCode::FAILURE;
         }
     };

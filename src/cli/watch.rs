@@ -11,7 +11,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tonic::Code;
 
 use crate::proto::v1 as pb;
-use crate::proto::v1::execution_service_client::ExecutionServiceClient;
 
 /// Exit code when the execution failed.
 pub const EXIT_FAILED: u8 = 1;
@@ -27,13 +26,9 @@ const MAX_RECONNECTS: u32 = 30;
 pub struct WatchArgs {
     /// UUID or hashid of the execution.
     pub id: String,
-    /// Address of the server.
-    #[arg(
-        long,
-        env = "EXECUTIONS_ADDR",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub addr: String,
+    /// The server.
+    #[command(flatten)]
+    pub server: super::connection::ConnectArgs,
     /// Print each event as one JSON line instead of a progress bar.
     #[arg(long)]
     pub json: bool,
@@ -88,9 +83,11 @@ async fn follow(
     since_revision: &mut i64,
     view: &mut View,
 ) -> Result<Option<pb::ExecutionStatus>, tonic::Status> {
-    let mut client = ExecutionServiceClient::connect(args.addr.clone())
+    let mut client = args
+        .server
+        .connect()
         .await
-        .map_err(|e| tonic::Status::unavailable(format!("cannot connect to {}: {e}", args.addr)))?;
+        .map_err(tonic::Status::unavailable)?;
     let mut events = client
         .watch_execution(pb::WatchExecutionRequest {
             id: args.id.clone(),

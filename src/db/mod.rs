@@ -136,8 +136,8 @@ impl Database {
         }
     }
 
-    /// `SET LOCAL statement_timeout` on PostgreSQL (SQLite has no such setting; there the
-    /// work is abandoned when the caller's future is dropped).
+    /// `SET LOCAL statement_timeout` on PostgreSQL. SQLite has no such setting: there a
+    /// statement already running finishes, and the abandoned transaction then rolls back.
     async fn limit_statements(
         &self,
         txn: &DatabaseTransaction,

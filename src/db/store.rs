@@ -25,6 +25,17 @@ fn by_ref(target: ExecutionRef) -> sea_orm::Condition {
     }
 }
 
+/// The execution `target`, if it belongs to `tenant` (any tenant when `None`). Filtering
+/// in the query, rather than after it, means another tenant's row is never locked or
+/// loaded for a confined caller: it behaves exactly like a row that does not exist.
+fn visible(target: ExecutionRef, tenant: Option<&str>) -> sea_orm::Condition {
+    let condition = by_ref(target);
+    match tenant {
+        Some(tenant) => condition.add(execution::Column::UserKey.eq(tenant)),
+        None => condition,
+    }
+}
+
 /// Selects execution rows without the heavy `template` and `execution_data` columns (they
 /// come back empty), for the BASIC view.
 pub(super) fn select_headers() -> sea_orm::Select<execution::Entity> {
@@ -144,11 +155,15 @@ pub async fn find_by_request_id(
 pub async fn load(
     conn: &impl ConnectionTrait,
     target: ExecutionRef,
+    tenant: Option<&str>,
     view: View,
 ) -> Result<Option<Execution>, Error> {
     match view {
         View::Basic => {
-            let row = select_headers().filter(by_ref(target)).one(conn).await?;
+            let row = select_headers()
+                .filter(visible(target, tenant))
+                .one(conn)
+                .await?;
             row.map(|row| {
                 Ok(Execution {
                     header: rows::header(&row)?,
@@ -159,7 +174,7 @@ pub async fn load(
         }
         View::Full => {
             let row = execution::Entity::find()
-                .filter(by_ref(target))
+                .filter(visible(target, tenant))
                 .one(conn)
                 .await?;
             match row {
@@ -175,9 +190,10 @@ pub async fn load(
 pub async fn load_for_change(
     conn: &impl ConnectionTrait,
     target: ExecutionRef,
+    tenant: Option<&str>,
 ) -> Result<Option<FullExecution>, Error> {
     let row = execution::Entity::find()
-        .filter(by_ref(target))
+        .filter(visible(target, tenant))
         .lock_exclusive()
         .one(conn)
         .await?;

@@ -1,10 +1,11 @@
-//! Load shedding: at most a set number of unary calls run at once on this server; one
-//! more is refused at once with RESOURCE_EXHAUSTED (`OVERLOADED`) rather than queued, so
-//! that an overloaded replica answers quickly and clients back off or go elsewhere,
-//! instead of piling up until every call times out.
+//! Load shedding: at most a set number of calls run their handlers at once on this
+//! server; one more is refused at once with RESOURCE_EXHAUSTED (`OVERLOADED`) rather than
+//! queued, so that an overloaded replica answers quickly and clients back off or go
+//! elsewhere, instead of piling up until every call times out.
 //!
-//! Watch streams and health checks are not counted: a watch lives for hours and has a
-//! limit of its own (`max_watches`), and probes must get through when the server is busy.
+//! A call holds its slot until its handler answers: for a watch, until the stream opens
+//! (its snapshot read included), not for the stream's life, which `max_watches` bounds.
+//! Health checks are never refused: probes must get through when the server is busy.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,7 +21,6 @@ use crate::error::Error;
 /// True for calls that the limit leaves alone.
 fn exempt(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/")
-        || path == "/workflow.executions.v1.ExecutionService/WatchExecution"
 }
 
 /// The tower layer that sheds calls past the limit.
@@ -84,7 +84,8 @@ where
         };
         let response = self.inner.call(request);
         async move {
-            // Held until the handler has answered (a unary response is complete then).
+            // Held until the handler has answered (a unary response is complete then; a
+            // stream has opened).
             let _slot = slot;
             response.await
         }

@@ -196,9 +196,9 @@ impl<S> Authenticate<S> {
             .get(http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
+                // The scheme is case-insensitive (RFC 7235).
+                let (scheme, token) = value.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token)
             })
             .ok_or(Error::Unauthenticated)?;
         let principal = tokens

@@ -98,7 +98,8 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Most calls open at once on one HTTP/2 connection (more wait for a free one).
     pub max_concurrent_streams: u32,
-    /// Most unary calls running at once; more are refused with RESOURCE_EXHAUSTED.
+    /// Most calls running their handlers at once; more are refused with
+    /// RESOURCE_EXHAUSTED.
     pub max_concurrent_calls: usize,
     /// Idle time after which the server pings a connection (HTTP/2 and TCP keepalive).
     pub keepalive_interval: Duration,
@@ -266,6 +267,8 @@ pub async fn run(
     );
 
     let stop_feed = || async {
+        // Changes still committing publish before the feed that relays them stops.
+        executions.finish_changes().await;
         health_stop.cancel();
         feed_stop.cancel();
         for task in feed {

@@ -122,7 +122,9 @@ where
             metrics: self.metrics.clone(),
             done: false,
         };
-        let response = self.inner.call(request).instrument(span);
+        // Inside the span: what the inner layers log as they take the call (a refused
+        // token, say) carries its method and peer.
+        let response = span.in_scope(|| self.inner.call(request)).instrument(span);
         Box::pin(async move {
             let response = response.await?;
             if let Some(status) = tonic::Status::from_header_map(response.headers()) {

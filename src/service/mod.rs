@@ -16,8 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use sea_orm::DatabaseTransaction;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::db::{self, Database};
 use crate::domain::listing::{Cursor, ListFilter, ListQuery, SortOrder};
@@ -60,6 +62,8 @@ pub struct Executions {
     watch_settings: WatchSettings,
     watch_permits: Arc<Semaphore>,
     watch_shutdown: CancellationToken,
+    /// Changes in flight, each in a task of its own (see [`Executions::in_own_task`]).
+    changes: TaskTracker,
 }
 
 impl Executions {
@@ -72,6 +76,7 @@ impl Executions {
             watch_permits: Arc::new(Semaphore::new(watch_settings.max_watches)),
             watch_settings,
             watch_shutdown: CancellationToken::new(),
+            changes: TaskTracker::new(),
         }
     }
 
@@ -109,8 +114,10 @@ impl Executions {
             return Ok(existing);
         }
         let this = self.clone();
-        in_own_task(move |caller_gone| async move { this.create(new, budget, caller_gone).await })
-            .await
+        self.in_own_task(
+            move |caller_gone| async move { this.create(new, budget, caller_gone).await },
+        )
+        .await
     }
 
     async fn create(
@@ -120,17 +127,24 @@ impl Executions {
         caller_gone: CancellationToken,
     ) -> Result<FullExecution, Error> {
         let (user_key, request_id) = (new.user_key.clone(), new.request_id.clone());
-        let prepared = async {
-            let (guard, txn) = self.db.begin_write(budget).await?;
-            let now = db::creation_time(&txn, to_stored_precision(Utc::now())).await?;
-            let execution = rules::create(new, ExecutionId::generate(), now);
-            let seq = db::insert_execution(&txn, &execution, request_id.clone()).await?;
-            Ok::<_, Error>((guard, txn, execution, seq))
-        };
-        let (_guard, txn, mut execution, seq) = tokio::select! {
+        let (guard, txn) = tokio::select! {
             () = caller_gone.cancelled() => return Err(Error::DeadlineExceeded),
-            prepared = prepared => prepared?,
+            began = self.db.begin_write(budget) => began?,
         };
+        let prepared = tokio::select! {
+            () = caller_gone.cancelled() => Err(Error::DeadlineExceeded),
+            prepared = async {
+                let now = db::creation_time(&txn, to_stored_precision(Utc::now())).await?;
+                let execution = rules::create(new, ExecutionId::generate(), now);
+                let seq = db::insert_execution(&txn, &execution, request_id.clone()).await?;
+                Ok((execution, seq))
+            } => prepared,
+        };
+        let (mut execution, seq) = match prepared {
+            Ok(prepared) => prepared,
+            Err(err) => return Err(abandon(txn, guard, err).await),
+        };
+        let _guard = guard;
         match seq {
             Some(seq) => {
                 txn.commit().await?;
@@ -196,18 +210,19 @@ impl Executions {
         target: ExecutionRef,
         view: View,
     ) -> Result<Execution, Error> {
-        let found = match view {
-            View::Basic => db::load(self.db.conn(), target, view).await?,
-            View::Full => {
-                let txn = self.db.begin_read(caller.budget()?).await?;
-                let found = db::load(&txn, target, view).await?;
-                txn.commit().await?;
-                found
-            }
+        let (tenant, budget) = (caller.tenant.as_deref(), caller.budget()?);
+        let found = if view == View::Basic && budget.is_none() {
+            // One statement needs no transaction.
+            db::load(self.db.conn(), target, tenant, view).await?
+        } else {
+            // FULL: the row and its actions in one snapshot. With a deadline, the
+            // transaction carries its time budget to the database.
+            let txn = self.db.begin_read(budget).await?;
+            let found = db::load(&txn, target, tenant, view).await?;
+            txn.commit().await?;
+            found
         };
-        found
-            .filter(|execution| caller.sees(&execution.header.user_key))
-            .ok_or_else(|| self.not_found(target))
+        found.ok_or_else(|| self.not_found(target))
     }
 
     /// Reads one page of executions (in one snapshot). A caller confined to a tenant gets
@@ -226,14 +241,15 @@ impl Executions {
             limit: request.page_size + 1,
             view: request.view,
         };
-        let mut executions = match query.view {
-            View::Basic => db::list(self.db.conn(), &query).await?,
-            View::Full => {
-                let txn = self.db.begin_read(caller.budget()?).await?;
-                let page = db::list(&txn, &query).await?;
-                txn.commit().await?;
-                page
-            }
+        let budget = caller.budget()?;
+        let mut executions = if query.view == View::Basic && budget.is_none() {
+            db::list(self.db.conn(), &query).await?
+        } else {
+            // As for `get`: one snapshot, and the deadline's budget in the database.
+            let txn = self.db.begin_read(budget).await?;
+            let page = db::list(&txn, &query).await?;
+            txn.commit().await?;
+            page
         };
         let more = executions.len() as u64 > request.page_size;
         executions.truncate(request.page_size as usize);
@@ -263,25 +279,31 @@ impl Executions {
             + 'static,
     {
         let budget = caller.budget()?;
-        let (this, caller) = (self.clone(), caller.clone());
-        in_own_task(move |caller_gone| async move {
-            let prepared = async {
-                let (guard, txn) = this.db.begin_write(budget).await?;
-                let mut execution = db::load_for_change(&txn, target)
-                    .await?
-                    .filter(|execution| caller.sees(&execution.header.user_key))
-                    .ok_or_else(|| this.not_found(target))?;
-                let now = to_stored_precision(Utc::now());
-                let outcome = apply(&mut execution, now)?;
-                if let Outcome::Changed { actions } = &outcome {
-                    db::save_change(&txn, &execution, actions).await?;
-                }
-                Ok::<_, Error>((guard, txn, execution, outcome))
-            };
-            let (_guard, txn, execution, outcome) = tokio::select! {
+        let (this, tenant) = (self.clone(), caller.tenant.clone());
+        self.in_own_task(move |caller_gone| async move {
+            let (guard, txn) = tokio::select! {
                 () = caller_gone.cancelled() => return Err(Error::DeadlineExceeded),
-                prepared = prepared => prepared?,
+                began = this.db.begin_write(budget) => began?,
             };
+            let prepared = tokio::select! {
+                () = caller_gone.cancelled() => Err(Error::DeadlineExceeded),
+                prepared = async {
+                    let mut execution = db::load_for_change(&txn, target, tenant.as_deref())
+                        .await?
+                        .ok_or_else(|| this.not_found(target))?;
+                    let now = to_stored_precision(Utc::now());
+                    let outcome = apply(&mut execution, now)?;
+                    if let Outcome::Changed { actions } = &outcome {
+                        db::save_change(&txn, &execution, actions).await?;
+                    }
+                    Ok((execution, outcome))
+                } => prepared,
+            };
+            let (execution, outcome) = match prepared {
+                Ok(prepared) => prepared,
+                Err(err) => return Err(abandon(txn, guard, err).await),
+            };
+            let _guard = guard;
             match outcome {
                 Outcome::Unchanged => txn.rollback().await?,
                 Outcome::Changed { .. } => {
@@ -294,6 +316,35 @@ impl Executions {
         .await
     }
 
+    /// Runs a change in a task of its own and waits for it.
+    ///
+    /// The task gets a token that is cancelled when the caller goes away (a cancelled
+    /// call, a passed deadline: the caller's future is dropped). Until the change reaches
+    /// its commit, it abandons its work on that signal (the transaction rolls back). From
+    /// the commit on it ignores it: a commit that may have landed must be published too,
+    /// or watchers would never hear of it, and a dropped future could stop between the
+    /// two. The tasks are tracked so that shutdown can wait for them
+    /// ([`Executions::finish_changes`]) before it stops relaying changes to other replicas.
+    async fn in_own_task<T, F, Fut>(&self, work: F) -> Result<T, Error>
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let caller_gone = CancellationToken::new();
+        let _cancel_when_dropped = caller_gone.clone().drop_guard();
+        self.changes
+            .spawn(work(caller_gone))
+            .await
+            .map_err(Error::internal)?
+    }
+
+    /// Waits for every change in flight to commit (or roll back) and publish.
+    pub async fn finish_changes(&self) {
+        self.changes.close();
+        self.changes.wait().await;
+    }
+
     fn not_found(&self, target: ExecutionRef) -> Error {
         Error::ExecutionNotFound(match target {
             ExecutionRef::Id(id) => id.to_string(),
@@ -302,23 +353,13 @@ impl Executions {
     }
 }
 
-/// Runs a change in a task of its own and waits for it.
-///
-/// The task gets a token that is cancelled when the caller goes away (a cancelled call, a
-/// passed deadline: the caller's future is dropped). Until the change reaches its commit,
-/// it abandons its work on that signal (the transaction rolls back, nothing is left
-/// running in the database). From the commit on it ignores it: a commit that may have
-/// landed must be published too, or watchers would never hear of it, and a dropped
-/// future could stop between the two.
-async fn in_own_task<T, F, Fut>(work: F) -> Result<T, Error>
-where
-    F: FnOnce(CancellationToken) -> Fut,
-    Fut: std::future::Future<Output = Result<T, Error>> + Send + 'static,
-    T: Send + 'static,
-{
-    let caller_gone = CancellationToken::new();
-    let _cancel_when_dropped = caller_gone.clone().drop_guard();
-    tokio::spawn(work(caller_gone))
-        .await
-        .map_err(Error::internal)?
+/// Rolls back a write transaction that will not commit, then lets the next writer in:
+/// releasing the writer's turn first would let it queue behind this transaction inside
+/// SQLite (where it waits out the busy timeout) instead of on the turn.
+async fn abandon(txn: DatabaseTransaction, turn: db::WriteGuard<'_>, err: Error) -> Error {
+    if let Err(rollback) = txn.rollback().await {
+        tracing::warn!(error = %rollback, "rollback of an abandoned change failed");
+    }
+    drop(turn);
+    err
 }

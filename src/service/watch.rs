@@ -78,9 +78,14 @@ impl Executions {
             .map_err(|_| Error::TooManyWatches {
                 limit: self.watch_settings.max_watches,
             })?;
-        let id = match target {
-            ExecutionRef::Id(id) => id,
-            ExecutionRef::Seq(_) => self.get(caller, target, View::Basic).await?.header.id,
+        let id = match (target, &caller.tenant) {
+            // An unconfined watcher of a known id goes straight to the shared slot.
+            (ExecutionRef::Id(id), None) => id,
+            // A confined one first shows, with a read filtered on its tenant, that the
+            // execution is its own: nothing shared with other watchers (whether a slot
+            // exists, what it holds, how long a read takes) may tell it anything about
+            // executions it cannot see.
+            _ => self.get(caller, target, View::Basic).await?.header.id,
         };
         // Subscribe first, then take the snapshot: a change committed after it is
         // published to the subscription; one committed before it is in the snapshot.
@@ -124,7 +129,10 @@ impl Executions {
         subscription: &mut Subscription,
         since_revision: i64,
     ) -> Result<Arc<FullExecution>, Error> {
-        if !subscription.claim_reader()
+        // Given up when dropped: after the read below, or if it fails or its caller goes
+        // away mid-read.
+        let claim = subscription.claim_reader();
+        if claim.is_none()
             && let Some(shared) = subscription
                 .wait_for_state(since_revision, SHARED_READ_PATIENCE)
                 .await
@@ -153,17 +161,10 @@ impl Executions {
         .map_err(|err| match err {
             Error::ExecutionNotFound(_) => self.not_found(target),
             other => other,
-        });
-        let read = match read {
-            Ok(read) => read,
-            Err(err) => {
-                subscription.release_reader();
-                return Err(err);
-            }
-        };
+        })?;
         self.hub.offer(read.clone());
         // The slot has a state now; a later watcher that needs a newer one reads itself.
-        subscription.release_reader();
+        drop(claim);
         Ok(match subscription.latest() {
             Some(published) if published.header.revision > read.header.revision => published,
             _ => read,

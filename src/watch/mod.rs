@@ -161,6 +161,16 @@ impl ChangeHub {
     }
 }
 
+/// The reader's role on one slot, given up on drop (see [`Subscription::claim_reader`]).
+#[derive(Debug)]
+pub struct ReaderClaim(Arc<AtomicBool>);
+
+impl Drop for ReaderClaim {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 impl Subscription {
     /// The execution this subscription follows.
     pub fn id(&self) -> ExecutionId {
@@ -182,15 +192,14 @@ impl Subscription {
             .and_then(|rx| rx.borrow_and_update().clone())
     }
 
-    /// True for the one watcher that should read the state from the database while the
-    /// slot is empty; the others call [`Subscription::wait_for_state`].
-    pub fn claim_reader(&self) -> bool {
-        !self.reader_claimed.swap(true, Ordering::AcqRel)
-    }
-
-    /// Gives up the reader's role (its read failed), so the next watcher takes it.
-    pub fn release_reader(&self) {
-        self.reader_claimed.store(false, Ordering::Release);
+    /// The reader's role, for the one watcher that should read the state from the
+    /// database while the slot is empty; `None` for the others, which call
+    /// [`Subscription::wait_for_state`]. The role is given up when the returned claim is
+    /// dropped: after the read, or when the read fails or is abandoned (its caller went
+    /// away), so a later watcher can take it.
+    pub fn claim_reader(&self) -> Option<ReaderClaim> {
+        (!self.reader_claimed.swap(true, Ordering::AcqRel))
+            .then(|| ReaderClaim(self.reader_claimed.clone()))
     }
 
     /// Waits up to `patience` for a published state at or above `revision`.
@@ -284,8 +293,9 @@ mod tests {
         let id = ExecutionId::generate();
         let reader = hub.subscribe(id);
         let mut waiter = hub.subscribe(id);
-        assert!(reader.claim_reader());
-        assert!(!waiter.claim_reader(), "only one reader");
+        let claim = reader.claim_reader();
+        assert!(claim.is_some());
+        assert!(waiter.claim_reader().is_none(), "only one reader");
         let waiting = tokio::spawn(async move {
             waiter
                 .wait_for_state(1, std::time::Duration::from_secs(5))
@@ -294,9 +304,9 @@ mod tests {
         });
         hub.offer(Arc::new(execution(id, 1)));
         assert_eq!(waiting.await.unwrap(), Some(1));
-        reader.release_reader();
+        drop(claim);
         assert!(
-            reader.claim_reader(),
+            reader.claim_reader().is_some(),
             "released, the role can be taken again"
         );
     }

@@ -429,3 +429,58 @@ async fn serve_logs_one_json_line_per_call() {
         assert!(peer.starts_with("127.0.0.1:"), "{call}");
     }
 }
+
+/// `executions watch --token` reaches a server with tokens; without the token it gives up
+/// at once with exit code 4, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_cli_sends_its_token() {
+    use crate::production::{WRITER_TOKEN, bearer, test_tokens};
+    let server = TestServer::sqlite_configured(
+        executions::grpc::ServerConfig {
+            tokens: Some(test_tokens()),
+            ..test_config()
+        },
+        Default::default(),
+    )
+    .await;
+    let mut client = server.client.clone();
+    let e = client
+        .start_execution(bearer(
+            WRITER_TOKEN,
+            pb::StartExecutionRequest {
+                key: "cli-token".into(),
+                template: Some(chain(1)),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let addr = format!("http://{}", server.addr);
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(env!("CARGO_BIN_EXE_executions"))
+            .args(["watch", &e.hashid, "--addr", &addr, "--json"])
+            .env_remove("EXECUTIONS_TOKEN")
+            .output(),
+    )
+    .await
+    .expect("gives up at once")
+    .unwrap();
+    assert_eq!(refused.status.code(), Some(4));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("token"), "{said}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_executions"))
+        .args(["watch", &e.hashid, "--addr", &addr, "--json"])
+        .env("EXECUTIONS_TOKEN", WRITER_TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (snapshot, _lines) = first_line(&mut child).await;
+    assert_eq!(snapshot["kind"], "SNAPSHOT");
+    child.kill().await.unwrap();
+    server.stop().await;
+}
