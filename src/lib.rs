@@ -52,16 +52,24 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
 /// Sends log lines to stderr, as text or JSON, filtered by `RUST_LOG` (default `info`).
 /// JSON lines carry the current span and its parents, so each call's line has its
 /// method, peer, code and latency as fields.
-pub fn init_logging(format: config::LogFormat) {
+///
+/// Lines are written by a thread of their own, so a slow stderr never stalls a call;
+/// keep the returned guard alive until exit, when it flushes what is left.
+pub fn init_logging(format: config::LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        // Block rather than drop lines when the writer falls behind.
+        .lossy(false)
+        .finish(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         config::LogFormat::Text => logs.init(),
         config::LogFormat::Json => logs.json().with_current_span(true).init(),
     }
+    guard
 }
 
 /// A database URL without its password, for messages.

@@ -9,7 +9,7 @@ use executions::config::{Cli, Command};
 async fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().into_command() {
         Command::Serve(args) => {
-            executions::init_logging(args.log_format);
+            let _flush_logs_at_exit = executions::init_logging(args.log_format);
             executions::serve(*args).await?;
             Ok(ExitCode::SUCCESS)
         }
