@@ -147,8 +147,8 @@ impl Executions {
         let _guard = guard;
         match seq {
             Some(seq) => {
-                txn.commit().await?;
                 execution.header.seq = seq;
+                self.commit(txn, &execution).await?;
                 self.hub.publish(&execution);
                 tracing::info!(execution = %execution.header.id, seq, "execution started");
                 Ok(execution)
@@ -307,13 +307,47 @@ impl Executions {
             match outcome {
                 Outcome::Unchanged => txn.rollback().await?,
                 Outcome::Changed { .. } => {
-                    txn.commit().await?;
+                    this.commit(txn, &execution).await?;
                     this.hub.publish(&execution);
                 }
             }
             Ok(execution)
         })
         .await
+    }
+
+    /// Commits a change. A commit that fails may still have landed (the connection broke
+    /// after COMMIT was sent): the execution is then read again, and if it is at the
+    /// change's revision, the commit did land and counts as done, so that it is
+    /// published like any other. Otherwise the error stands and nothing changed.
+    async fn commit(
+        &self,
+        txn: DatabaseTransaction,
+        execution: &FullExecution,
+    ) -> Result<(), Error> {
+        let Err(failed) = txn.commit().await else {
+            return Ok(());
+        };
+        let landed = async {
+            let read = self.db.begin_read(None).await?;
+            let found = db::load(
+                &read,
+                ExecutionRef::Id(execution.header.id),
+                None,
+                View::Basic,
+            )
+            .await?;
+            read.commit().await?;
+            Ok::<_, Error>(found)
+        }
+        .await;
+        match landed {
+            Ok(Some(stored)) if stored.header.revision == execution.header.revision => {
+                tracing::warn!(execution = %execution.header.id, error = %failed, "commit reported a failure but landed");
+                Ok(())
+            }
+            _ => Err(failed.into()),
+        }
     }
 
     /// Runs a change in a task of its own and waits for it.
