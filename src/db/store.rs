@@ -4,8 +4,8 @@
 use sea_orm::ActiveValue::NotSet;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    SqlErr, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryResult, QuerySelect, SqlErr, Statement,
 };
 
 use super::entity::{action, execution};
@@ -140,15 +140,10 @@ pub async fn find_by_request_id(
     user_key: &str,
     request_id: &str,
 ) -> Result<Option<FullExecution>, Error> {
-    let row = execution::Entity::find()
-        .filter(execution::Column::UserKey.eq(user_key))
-        .filter(execution::Column::RequestId.eq(request_id))
-        .one(conn)
-        .await?;
-    match row {
-        Some(row) => Ok(Some(with_actions(conn, row).await?)),
-        None => Ok(None),
-    }
+    let condition = sea_orm::Condition::all()
+        .add(execution::Column::UserKey.eq(user_key))
+        .add(execution::Column::RequestId.eq(request_id));
+    find_full(conn, condition, false).await
 }
 
 /// Loads an execution as the view asks: the header alone, or everything.
@@ -172,16 +167,9 @@ pub async fn load(
             })
             .transpose()
         }
-        View::Full => {
-            let row = execution::Entity::find()
-                .filter(visible(target, tenant))
-                .one(conn)
-                .await?;
-            match row {
-                Some(row) => Ok(Some(with_actions(conn, row).await?.into())),
-                None => Ok(None),
-            }
-        }
+        View::Full => Ok(find_full(conn, visible(target, tenant), false)
+            .await?
+            .map(Execution::from)),
     }
 }
 
@@ -192,6 +180,13 @@ pub async fn load_for_change(
     target: ExecutionRef,
     tenant: Option<&str>,
 ) -> Result<Option<FullExecution>, Error> {
+    if conn.get_database_backend() != DatabaseBackend::Postgres {
+        return find_full(conn, visible(target, tenant), true).await;
+    }
+    // PostgreSQL: the action rows must be read by a statement that starts after the row
+    // lock is granted. A subquery of the locking statement would read them in that
+    // statement's snapshot, taken before it waited for the lock, and miss the changes
+    // of the writer it waited for.
     let row = execution::Entity::find()
         .filter(visible(target, tenant))
         .lock_exclusive()
@@ -225,6 +220,92 @@ pub(super) async fn with_actions_of_many(
             rows::full(row, own)
         })
         .collect()
+}
+
+/// An execution row with its action rows folded into one JSON array column (one array
+/// `[node_id, status, scheduled_at, started_at, completed_at, failed_at, stopped_at,
+/// failure_note]` per action), so that a whole execution is one row of one statement.
+///
+/// Why: one statement reads one snapshot, and one row is one hand-off from SQLite's
+/// connection thread. Read as separate rows, each action row is its own hand-off (a
+/// thread wake-up) between that thread and the caller's task, which dominated the cost
+/// of a FULL Get (and grew with the number of actions).
+struct RowWithActions {
+    row: execution::Model,
+    actions_json: Option<String>,
+}
+
+impl FromQueryResult for RowWithActions {
+    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            row: execution::Model::from_query_result(res, pre)?,
+            actions_json: res.try_get(pre, "actions_json")?,
+        })
+    }
+}
+
+/// One action row as [`RowWithActions`] folds it.
+type ActionJson = (
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// The subquery that folds an execution's action rows into one JSON text.
+fn actions_json(backend: DatabaseBackend) -> Expr {
+    let columns = r#"a."node_id", a."status", a."scheduled_at", a."started_at", a."completed_at", a."failed_at", a."stopped_at", a."failure_note""#;
+    let sql = match backend {
+        DatabaseBackend::Postgres => format!(
+            r#"(SELECT json_agg(json_build_array({columns}))::text FROM "actions" a WHERE a."execution_seq" = "executions"."seq")"#
+        ),
+        _ => format!(
+            r#"(SELECT json_group_array(json_array({columns})) FROM "actions" a WHERE a."execution_seq" = "executions"."seq")"#
+        ),
+    };
+    Expr::cust(sql)
+}
+
+/// The execution matching `condition` with its actions, in one statement (locking its
+/// row when `lock`).
+async fn find_full(
+    conn: &impl ConnectionTrait,
+    condition: sea_orm::Condition,
+    lock: bool,
+) -> Result<Option<FullExecution>, Error> {
+    let mut select = execution::Entity::find()
+        .expr_as(actions_json(conn.get_database_backend()), "actions_json")
+        .filter(condition);
+    if lock {
+        select = select.lock_exclusive();
+    }
+    let Some(found) = select.into_model::<RowWithActions>().one(conn).await? else {
+        return Ok(None);
+    };
+    let actions: Vec<ActionJson> = match &found.actions_json {
+        Some(json) => serde_json::from_str(json).map_err(Error::internal)?,
+        None => Vec::new(),
+    };
+    let seq = found.row.seq;
+    let actions = actions
+        .into_iter()
+        .map(|a| action::Model {
+            execution_seq: seq,
+            node_id: a.0,
+            status: a.1,
+            scheduled_at: a.2,
+            started_at: a.3,
+            completed_at: a.4,
+            failed_at: a.5,
+            stopped_at: a.6,
+            failure_note: a.7,
+        })
+        .collect();
+    Ok(Some(rows::full(found.row, actions)?))
 }
 
 async fn with_actions(

@@ -1,0 +1,302 @@
+//! The database behind the server: a SQLite temp file, or a fresh PostgreSQL database made
+//! (and dropped) through the `postgres` maintenance database; bulk seeding in SQL; and
+//! pgbench, the PostgreSQL baseline, in a scratch database of its own.
+
+use std::process::Command;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+
+/// Where the data lives and what to clean up.
+pub struct Databases {
+    /// URL the server connects to.
+    pub url: String,
+    /// The load generator's own connection to it (bulk seeding, id sampling).
+    pub conn: DatabaseConnection,
+    /// PostgreSQL maintenance database URL (`.../postgres`), on PostgreSQL.
+    admin: Option<String>,
+    /// Databases this run created and drops at the end.
+    created: Vec<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Databases {
+    /// A SQLite temp file when `url` is `None`; with a `postgres://` URL and `fresh`, a
+    /// fresh database `loadgen_<pid>` on that server (or `keep`, created if missing and
+    /// never dropped); any other URL, or any URL without `fresh`, is used as it is.
+    pub async fn prepare(
+        url: Option<&str>,
+        fresh: bool,
+        keep: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let (url, admin, created, dir) = match url {
+            None => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display());
+                (url, None, Vec::new(), Some(dir))
+            }
+            Some(url) if url.starts_with("postgres") && fresh => {
+                let admin = with_database(url, "postgres");
+                let conn = sea_orm::Database::connect(&admin).await?;
+                let (name, created) = match keep {
+                    Some(name) => (name.to_owned(), Vec::new()),
+                    None => {
+                        let name = format!("loadgen_{}", std::process::id());
+                        (name.clone(), vec![name])
+                    }
+                };
+                let exists = conn
+                    .query_one_raw(sea_orm::Statement::from_string(
+                        DbBackend::Postgres,
+                        format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+                    ))
+                    .await?
+                    .is_some();
+                if !exists {
+                    conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                        .await?;
+                }
+                conn.close().await?;
+                (with_database(url, &name), Some(admin), created, None)
+            }
+            Some(url) => {
+                let admin = url
+                    .starts_with("postgres")
+                    .then(|| with_database(url, "postgres"));
+                (url.to_owned(), admin, Vec::new(), None)
+            }
+        };
+        let conn = executions::db::Database::connect(&url, 4)
+            .await?
+            .conn()
+            .clone();
+        Ok(Self {
+            url,
+            conn,
+            admin,
+            created,
+            _dir: dir,
+        })
+    }
+
+    /// True on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.conn.get_database_backend() == DbBackend::Postgres
+    }
+
+    /// Creates an empty scratch database on the same PostgreSQL server (dropped at the
+    /// end) and returns its name.
+    pub async fn scratch(&mut self, name: &str) -> anyhow::Result<String> {
+        let admin = self
+            .admin
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("scratch databases need PostgreSQL"))?;
+        let conn = sea_orm::Database::connect(&admin).await?;
+        conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await?;
+        conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+        conn.close().await?;
+        self.created.push(name.to_owned());
+        Ok(name.to_owned())
+    }
+
+    /// Environment for PostgreSQL's command-line tools (PGHOST, PGPORT, PGUSER,
+    /// PGPASSWORD) from the server URL.
+    pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
+        let rest = self.url.split_once("://").map_or("", |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (user_info, host_port) = authority.rsplit_once('@').unwrap_or(("", authority));
+        let (user, password) = user_info.split_once(':').unwrap_or((user_info, ""));
+        let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "5432"));
+        let mut env = vec![("PGHOST", host.to_owned()), ("PGPORT", port.to_owned())];
+        if !user.is_empty() {
+            env.push(("PGUSER", user.to_owned()));
+        }
+        if !password.is_empty() {
+            env.push(("PGPASSWORD", password.to_owned()));
+        }
+        env
+    }
+
+    /// Drops the databases this run created.
+    pub async fn cleanup(self) -> anyhow::Result<()> {
+        self.conn.close().await?;
+        if let Some(admin) = &self.admin
+            && !self.created.is_empty()
+        {
+            let conn = sea_orm::Database::connect(admin).await?;
+            for name in &self.created {
+                conn.execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                ))
+                .await?;
+            }
+            conn.close().await?;
+        }
+        Ok(())
+    }
+}
+
+/// `url` naming database `name` instead (query string kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let query = path
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+/// Copies execution `template_seq` (with its actions) `count` times in one statement each
+/// for executions and actions: fresh ids (random UUIDs: v4, not v7), the sequence assigns
+/// `seq` (so hashids), and creation times 1 ms apart starting `count` ms before `base_us`.
+/// PostgreSQL: `INSERT ... SELECT ... generate_series`; SQLite: a recursive CTE.
+pub async fn copy_execution(
+    conn: &DatabaseConnection,
+    template_seq: i64,
+    count: u64,
+    base_us: i64,
+) -> anyhow::Result<()> {
+    let postgres = conn.get_database_backend() == DbBackend::Postgres;
+    let before: i64 = max_seq(conn).await?;
+    let columns = "user_key, key, name, status, stop_reason, revision, actions_count, \
+                   idle_count, scheduled_count, running_count, completed_count, failed_count, \
+                   stopped_count, template, execution_data";
+    let copied = columns
+        .split(", ")
+        .map(|c| format!("t.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let times = format!("{base_us} - ({count} - g.n) * 1000");
+    let (series, uuid) = if postgres {
+        (String::new(), "gen_random_uuid()")
+    } else {
+        (
+            format!(
+                "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {count}) "
+            ),
+            "randomblob(16)",
+        )
+    };
+    let from = if postgres {
+        format!("generate_series(1, {count}) AS g(n)")
+    } else {
+        "g".to_owned()
+    };
+    conn.execute_unprepared(&format!(
+        "{series}INSERT INTO executions (id, {columns}, created_at, updated_at) \
+         SELECT {uuid}, {copied}, {times}, {times} \
+         FROM {from} CROSS JOIN executions t WHERE t.seq = {template_seq}"
+    ))
+    .await?;
+    conn.execute_unprepared(&format!(
+        "INSERT INTO actions (execution_seq, node_id, status, scheduled_at, started_at, \
+         completed_at, failed_at, stopped_at, failure_note) \
+         SELECT e.seq, a.node_id, a.status, a.scheduled_at, a.started_at, a.completed_at, \
+         a.failed_at, a.stopped_at, a.failure_note \
+         FROM executions e CROSS JOIN actions a \
+         WHERE e.seq > {before} AND a.execution_seq = {template_seq}"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The highest `seq` so far (0 when empty).
+pub async fn max_seq(conn: &DatabaseConnection) -> anyhow::Result<i64> {
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COALESCE(MAX(seq), 0) AS m FROM executions",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no row"))?;
+    Ok(row.try_get::<i64>("", "m")?)
+}
+
+/// Rows in `executions`.
+pub async fn count(conn: &DatabaseConnection) -> anyhow::Result<u64> {
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM executions",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no row"))?;
+    Ok(row.try_get::<i64>("", "n")? as u64)
+}
+
+/// Up to `n` ids of random stored executions.
+pub async fn sample_ids(conn: &DatabaseConnection, n: usize) -> anyhow::Result<Vec<String>> {
+    use executions::db::entity::execution::{Column, Entity};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+    let max = max_seq(conn).await?;
+    let mut ids = Vec::new();
+    if max == 0 {
+        return Ok(ids);
+    }
+    for _ in 0..n.div_ceil(1_000) {
+        let seqs: Vec<i64> = (0..1_000).map(|_| rand::random_range(1..=max)).collect();
+        let found: Vec<uuid::Uuid> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::Seq.is_in(seqs))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        ids.extend(found.iter().map(|id| id.to_string()));
+    }
+    ids.truncate(n);
+    Ok(ids)
+}
+
+/// Runs pgbench with `args` against `database` and returns its TPS (without initial
+/// connection time).
+pub fn pgbench(
+    binary: &str,
+    env: &[(&'static str, String)],
+    args: &[String],
+    database: &str,
+) -> anyhow::Result<f64> {
+    let output = Command::new(binary)
+        .args(args)
+        .arg(database)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        anyhow::bail!(
+            "pgbench {args:?} failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        })
+        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {stdout}"))
+}
+
+/// `pgbench -i -s scale` into `database`.
+pub fn pgbench_init(
+    binary: &str,
+    env: &[(&'static str, String)],
+    scale: u32,
+    database: &str,
+) -> anyhow::Result<()> {
+    let output = Command::new(binary)
+        .args(["-i", "-q", "-s", &scale.to_string()])
+        .arg(database)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "pgbench -i failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! The server under load: this executable started again in `serve` mode as a child process
+//! (so its memory and CPU are its own), its resident memory, and the child mode itself.
+
+use std::io::{BufRead, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+/// Child mode (`loadgen serve URL POOL`): a server on port 0 that prints `ready ADDR` and
+/// stops when its stdin closes (so it never outlives the load generator).
+pub async fn serve(url: &str, pool: u32) -> anyhow::Result<()> {
+    use executions::service::{Executions, WatchSettings};
+    let db = executions::db::Database::connect(url, pool).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let executions = Executions::new(
+        db,
+        executions::watch::ChangeHub::default(),
+        WatchSettings::default(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        println!("ready {addr}");
+        let _ = std::io::stdout().flush();
+        // Read until EOF: the parent closed our stdin (or died).
+        for line in std::io::stdin().lock().lines() {
+            if line.is_err() {
+                break;
+            }
+        }
+        let _ = stop.send(());
+    });
+    let config = executions::grpc::ServerConfig::default();
+    executions::grpc::run(config, executions, listener, async {
+        let _ = stopped.await;
+    })
+    .await
+}
+
+/// A server child process.
+pub struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    _stdout: std::io::BufReader<ChildStdout>,
+    /// `http://127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts a server on `url` with a pool of `pool` database connections, and waits
+    /// until it listens (migrations done).
+    pub fn spawn(url: &str, pool: u32) -> anyhow::Result<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["serve", url, &pool.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("RUST_LOG", "warn")
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut stdout = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("ready ")
+            .ok_or_else(|| anyhow::anyhow!("server did not start: {line:?}"))?;
+        Ok(Self {
+            addr: format!("http://{addr}"),
+            child,
+            stdin,
+            _stdout: stdout,
+        })
+    }
+
+    /// Process id (for `perf record -p`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory, in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        rss_kib(self.pid()) as f64 / 1024.0
+    }
+
+    /// Closes its stdin and waits for it to finish.
+    pub fn stop(mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident memory of process `pid` in KiB (0 when unknown).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
