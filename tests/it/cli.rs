@@ -135,11 +135,7 @@ async fn watch_cli_resumes_after_a_server_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_drains_and_exits_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut server = Command::new(env!("CARGO_BIN_EXE_executions"))
         .args(["serve", "--listen", &addr, "--shutdown-grace", "5"])
@@ -153,18 +149,7 @@ async fn serve_drains_and_exits_on_sigterm() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut client = None;
-    for _ in 0..100 {
-        if let Ok(c) =
-            pb::execution_service_client::ExecutionServiceClient::connect(format!("http://{addr}"))
-                .await
-        {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut client = client.expect("the server came up");
+    let mut client = connect_when_up(&addr).await;
     let e = start(&mut client, "sigterm", chain(1)).await;
     let mut events = client
         .watch_execution(pb::WatchExecutionRequest {
@@ -320,11 +305,7 @@ async fn serve_refuses_to_expose_an_unauthenticated_api() {
         vec!["--allow-unauthenticated"],
         vec!["--tokens-file", tokens.to_str().unwrap()],
     ] {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let listen = format!("0.0.0.0:{port}");
         let mut args = vec!["--listen", listen.as_str()];
         args.extend(extra.iter().copied());
@@ -358,11 +339,7 @@ async fn serve_logs_one_json_line_per_call() {
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let server = serve(
         dir.path(),

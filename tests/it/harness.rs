@@ -551,6 +551,36 @@ pub fn assert_consistent(e: &pb::Execution) {
     }
 }
 
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+/// A `grpc.health.v1.Health/Watch` stream of `service` on its own connection.
+pub async fn health_watch(
+    server: &TestServer,
+    service: &str,
+) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("health watch")
+        .into_inner()
+}
+
 /// Waits (up to 10 s) until both health entries report `expected`.
 pub async fn assert_health(server: &TestServer, expected: ServingStatus) {
     use tonic_health::pb::HealthCheckRequest;

@@ -14,13 +14,7 @@ use tonic::Code;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_is_unavailable_then_recovers() {
     use executions::grpc::ServerConfig;
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let metrics_port = free_port();
     let config = ServerConfig {
         metrics_listen: Some(([127, 0, 0, 1], metrics_port).into()),
         ..test_config()
@@ -29,18 +23,7 @@ async fn database_outage_is_unavailable_then_recovers() {
         return;
     };
     let mut client = server.client.clone();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel)
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut health = health_watch(&server, "").await;
     let mut next_health = async || {
         tokio::time::timeout(std::time::Duration::from_secs(10), health.message())
             .await

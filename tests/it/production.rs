@@ -81,15 +81,6 @@ async fn start_as(
         .map(tonic::Response::into_inner)
 }
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 db_tests!(
     tokens_and_roles_guard_every_call,
     a_tenant_token_sees_only_its_tenant,
@@ -902,21 +893,8 @@ async fn metrics_are_scraped_over_http() {
 /// A health `Watch` stream sees SERVING, then NOT_SERVING as soon as shutdown begins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_watch_sees_shutdown() {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
     let server = TestServer::sqlite().await;
-    let channel = Endpoint::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel)
-        .watch(HealthCheckRequest {
-            service: "workflow.executions.v1.ExecutionService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut health = health_watch(&server, "workflow.executions.v1.ExecutionService").await;
     let first = health.message().await.unwrap().unwrap();
     assert_eq!(first.status(), ServingStatus::Serving);
     let watcher = tokio::spawn(async move {
