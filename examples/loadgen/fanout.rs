@@ -18,19 +18,23 @@ use crate::{Client, dag};
 /// When each (execution, revision) arrived, and how many times.
 type Arrivals = Mutex<HashMap<(usize, i64), (usize, Instant)>>;
 
-/// Runs the fan-out for `duration` with `watchers` watchers; the report has `fan-out`
-/// (to the last watcher) and `update (watched)` (the write alone).
+/// Runs the fan-out for `duration` (or until every action of the watched executions
+/// runs) with `watchers` watchers of executions of `actions` parallel actions (at least
+/// 50, so there is room for changes); the report has `fan-out` (to the last watcher) and
+/// `update (watched)` (the write alone).
 pub async fn run(
     channels: &[Channel],
     watchers: usize,
+    actions: usize,
     duration: Duration,
 ) -> anyhow::Result<Report> {
+    let actions = actions.clamp(50, dag::MAX_ACTIONS);
     let executions = (watchers / 100).clamp(1, 10);
     let mut writer = Client::new(channels[0].clone());
     let mut ids = Vec::new();
     for i in 0..executions {
         let e = writer
-            .start_execution(dag::start_request(dag::wide(dag::MAX_ACTIONS), i))
+            .start_execution(dag::start_request(dag::wide(actions), i))
             .await?
             .into_inner();
         ids.push(e.id);
@@ -90,7 +94,7 @@ pub async fn run(
     let began = Instant::now();
     let mut rec = Recorder::new(began, began + duration);
     let mut change = 0;
-    while !rec.done() && change < executions * dag::MAX_ACTIONS {
+    while !rec.done() && change < executions * actions {
         let execution = change % executions;
         let request = pb::UpdateActionRequest {
             execution_id: ids[execution].clone(),

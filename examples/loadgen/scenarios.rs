@@ -413,7 +413,8 @@ impl Session {
             wait_quiet().await;
         }
         let watchers = self.opts.watchers;
-        let report = fanout::run(&self.channels, watchers, self.duration()).await?;
+        let report =
+            fanout::run(&self.channels, watchers, self.opts.actions, self.duration()).await?;
         self.errors += report.errors();
         for (op, stats) in &report.ops {
             let f = Figures::of(&report, op);
@@ -424,7 +425,10 @@ impl Session {
         }
         let fan = Figures::of(&report, "fan-out");
         self.summary.row(
-            format!("watch fan-out to {watchers} watchers (changes/s, sequential)"),
+            format!(
+                "watch fan-out to {watchers} watchers, {} actions (changes/s, one at a time)",
+                self.opts.actions.clamp(50, dag::MAX_ACTIONS)
+            ),
             &fan,
         );
         self.summary.row(
