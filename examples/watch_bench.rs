@@ -299,14 +299,23 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         let arrivals = arrivals.clone();
         let opened = opened.clone();
         tasks.push(tokio::spawn(async move {
-            let mut events = client
-                .watch_execution(pb::WatchExecutionRequest {
-                    id,
-                    ..Default::default()
-                })
-                .await
-                .expect("open watch")
-                .into_inner();
+            // 10,000 opens at once exceed the server's in-flight limit: those it sheds
+            // (RESOURCE_EXHAUSTED) retry after a pause, as a real client would.
+            let mut events = loop {
+                match client
+                    .watch_execution(pb::WatchExecutionRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                {
+                    Ok(response) => break response.into_inner(),
+                    Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                        tokio::time::sleep(Duration::from_millis(20 + (w % 50) as u64)).await;
+                    }
+                    Err(status) => panic!("open watch: {status:?}"),
+                }
+            };
             events.message().await.expect("snapshot").expect("snapshot");
             opened.fetch_add(1, Ordering::SeqCst);
             while let Ok(Some(m)) = events.message().await {

@@ -52,9 +52,19 @@ pub async fn run(
         };
         let (arrivals, opened, failed) = (arrivals.clone(), opened.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
-            let Ok(response) = client.watch_execution(request).await else {
-                failed.fetch_add(1, Ordering::Relaxed);
-                return;
+            // Opens past the server's in-flight limit are shed (RESOURCE_EXHAUSTED): retry
+            // after a pause, as a real client would.
+            let response = loop {
+                match client.watch_execution(request.clone()).await {
+                    Ok(response) => break response,
+                    Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                        tokio::time::sleep(Duration::from_millis(20 + (w % 50) as u64)).await;
+                    }
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
             };
             let mut events = response.into_inner();
             if !matches!(events.message().await, Ok(Some(_))) {
