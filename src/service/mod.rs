@@ -328,20 +328,8 @@ impl Executions {
         let Err(failed) = txn.commit().await else {
             return Ok(());
         };
-        let landed = async {
-            let read = self.db.begin_read(None).await?;
-            let found = db::load(
-                &read,
-                ExecutionRef::Id(execution.header.id),
-                None,
-                View::Basic,
-            )
-            .await?;
-            read.commit().await?;
-            Ok::<_, Error>(found)
-        }
-        .await;
-        match landed {
+        let target = ExecutionRef::Id(execution.header.id);
+        match db::load(self.db.conn(), target, None, View::Basic).await {
             Ok(Some(stored)) if stored.header.revision == execution.header.revision => {
                 tracing::warn!(execution = %execution.header.id, error = %failed, "commit reported a failure but landed");
                 Ok(())

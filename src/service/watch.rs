@@ -100,10 +100,6 @@ impl Executions {
                     .await?
             }
         };
-        // Checked on the state itself, however it was obtained (shared or read).
-        if !caller.sees(&current.header.user_key) {
-            return Err(self.not_found(target));
-        }
         if since_revision > current.header.revision {
             return Err(Error::RevisionAhead {
                 requested: since_revision,
