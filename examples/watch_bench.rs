@@ -81,7 +81,7 @@ async fn serve(url: String) -> anyhow::Result<()> {
     let db = executions::db::Database::connect(&url, 16).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let hub = executions::watch::ChangeHub::default();
+    let hub = executions::changes::ChangeHub::default();
     let executions = Executions::new(db, hub.clone(), WatchSettings::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {

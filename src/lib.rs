@@ -20,6 +20,7 @@
 //! - [`proto`]: code generated from `proto/`.
 #![forbid(unsafe_code)]
 
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -28,7 +29,6 @@ pub mod error;
 pub mod grpc;
 pub mod proto;
 pub mod service;
-pub mod watch;
 
 pub use error::Error;
 
@@ -45,7 +45,7 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let executions =
-        service::Executions::new(db, watch::ChangeHub::default(), args.watch_settings());
+        service::Executions::new(db, changes::ChangeHub::default(), args.watch_settings());
     grpc::run(server_config, executions, listener, shutdown_signal()).await
 }
 

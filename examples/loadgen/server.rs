@@ -13,7 +13,7 @@ pub async fn serve(url: &str, pool: u32) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let executions = Executions::new(
         db,
-        executions::watch::ChangeHub::default(),
+        executions::changes::ChangeHub::default(),
         WatchSettings::default(),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -2,10 +2,10 @@
 //! entities and the queries the service runs. Functions here take `&impl ConnectionTrait`
 //! so they run inside the caller's transaction, and return domain types. No tonic here.
 
-pub mod change_feed;
 pub mod entity;
 mod listing;
 pub mod migration;
+pub mod notify;
 mod rows;
 mod store;
 
@@ -23,7 +23,7 @@ use tokio::sync::{Mutex, MutexGuard};
 pub use listing::list;
 pub use store::{
     creation_time, find_by_request_id, insert_execution, is_unique_violation, load,
-    load_for_change, save_change,
+    load_for_change, load_many, save_change,
 };
 
 use crate::error::Error;

@@ -10,7 +10,7 @@ use sea_orm::{
 
 use super::entity::{action, execution};
 use super::rows;
-use crate::domain::{ActionState, Execution, ExecutionRef, FullExecution, View};
+use crate::domain::{ActionState, Execution, ExecutionId, ExecutionRef, FullExecution, View};
 use crate::error::Error;
 
 /// Rows per multi-row INSERT of actions; far below both databases' parameter limits.
@@ -386,4 +386,23 @@ pub async fn save_change(
         }
     }
     Ok(())
+}
+
+/// The current full state of each of `ids` that exists, read in one snapshot with one
+/// query for the rows and one for their actions.
+pub async fn load_many(
+    db: &super::Database,
+    ids: &[ExecutionId],
+) -> Result<Vec<FullExecution>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let txn = db.begin_read(None).await?;
+    let found = execution::Entity::find()
+        .filter(execution::Column::Id.is_in(ids.iter().map(|id| id.as_uuid())))
+        .all(&txn)
+        .await?;
+    let loaded = with_actions_of_many(&txn, found).await?;
+    txn.commit().await?;
+    Ok(loaded)
 }

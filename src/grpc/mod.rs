@@ -201,8 +201,8 @@ pub async fn run(
             // details every error carries.
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
-    let feed_stop = tokio_util::sync::CancellationToken::new();
-    let feed = executions.start_change_feed(feed_stop.clone());
+    let relay_stop = tokio_util::sync::CancellationToken::new();
+    let relay = executions.start_relay(relay_stop.clone());
     let health_stop = tokio_util::sync::CancellationToken::new();
     let health_task = tokio::spawn(report_database_health(
         executions.clone(),
@@ -266,12 +266,12 @@ pub async fn run(
         "serving workflow.executions.v1.ExecutionService"
     );
 
-    let stop_feed = || async {
-        // Changes still committing publish before the feed that relays them stops.
+    let stop_relay = || async {
+        // Changes still committing publish before the relay to other replicas stops.
         executions.finish_changes().await;
         health_stop.cancel();
-        feed_stop.cancel();
-        for task in feed {
+        relay_stop.cancel();
+        for task in relay {
             let _ = task.await;
         }
         metrics_stop.cancel();
@@ -281,7 +281,7 @@ pub async fn run(
     };
     tokio::select! {
         result = &mut server => {
-            stop_feed().await;
+            stop_relay().await;
             return Ok(result??);
         }
         () = shutdown => {}
@@ -302,6 +302,6 @@ pub async fn run(
             server.abort();
         }
     }
-    stop_feed().await;
+    stop_relay().await;
     Ok(())
 }

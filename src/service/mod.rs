@@ -21,13 +21,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::changes::ChangeHub;
 use crate::db::{self, Database};
 use crate::domain::listing::{Cursor, ListFilter, ListQuery, SortOrder};
 use crate::domain::rules::{self, ActionUpdate, NewExecution, Outcome, RuleViolation};
 use crate::domain::time::to_stored_precision;
 use crate::domain::{Execution, ExecutionId, ExecutionRef, FullExecution, HashidCodec, View};
 use crate::error::Error;
-use crate::watch::ChangeHub;
 
 /// A page request as the transport hands it over, already validated field by field.
 #[derive(Clone, Debug)]
@@ -82,8 +82,8 @@ impl Executions {
 
     /// Starts relaying changes to and from other replicas (PostgreSQL; a no-op on SQLite)
     /// until `token` is cancelled.
-    pub fn start_change_feed(&self, token: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
-        crate::watch::postgres::start(&self.db, &self.hub, token)
+    pub fn start_relay(&self, token: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        crate::changes::relay::start(&self.db, &self.hub, token)
     }
 
     /// Encodes and decodes hashids.

@@ -17,9 +17,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::{Caller, Executions};
+use crate::changes::Subscription;
 use crate::domain::{ExecutionRef, FullExecution, View};
 use crate::error::Error;
-use crate::watch::Subscription;
 
 /// One message of a watch.
 #[derive(Clone, Debug)]

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
 
+use executions::changes::ChangeHub;
 use executions::db::Database;
 use executions::grpc::{ERROR_DOMAIN, ServerConfig};
 use executions::proto::v1 as pb;
 use executions::proto::v1::execution_service_client::ExecutionServiceClient;
 use executions::service::{Executions, WatchSettings};
-use executions::watch::ChangeHub;
 use sea_orm::ConnectionTrait;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::ChangeHub;
-use crate::db::{Database, change_feed};
+use crate::db::{self, Database, notify};
 use crate::domain::ExecutionId;
 
 /// The NOTIFY channel changes travel on.
@@ -68,7 +68,7 @@ async fn send_changes(
                     }
                     if !received.is_empty() {
                         for payload in payloads(std::mem::take(&mut received).into_iter()) {
-                            let _ = change_feed::notify(&db, CHANNEL, &payload).await;
+                            let _ = notify::notify(&db, CHANNEL, &payload).await;
                         }
                     }
                     return;
@@ -88,7 +88,7 @@ async fn send_changes(
         }
         let mut failed = false;
         for payload in payloads(pending.iter().map(|(id, revision)| (*id, *revision))) {
-            if let Err(err) = change_feed::notify(&db, CHANNEL, &payload).await {
+            if let Err(err) = notify::notify(&db, CHANNEL, &payload).await {
                 tracing::warn!(error = %err, ?backoff, "cannot notify other replicas; retrying");
                 failed = true;
                 break;
@@ -115,7 +115,7 @@ fn payloads(changes: impl Iterator<Item = (ExecutionId, i64)>) -> Vec<String> {
     let mut current = String::new();
     for (id, revision) in changes {
         let item = format!("{id}:{revision}");
-        if !current.is_empty() && current.len() + 1 + item.len() > change_feed::MAX_PAYLOAD_BYTES {
+        if !current.is_empty() && current.len() + 1 + item.len() > notify::MAX_PAYLOAD_BYTES {
             out.push(std::mem::take(&mut current));
         }
         if !current.is_empty() {
@@ -152,10 +152,10 @@ async fn receive_changes(db: Database, hub: ChangeHub, token: CancellationToken)
     loop {
         let mut listener = tokio::select! {
             () = token.cancelled() => return,
-            listener = change_feed::listen(&db, CHANNEL) => match listener {
+            listener = notify::listen(&db, CHANNEL) => match listener {
                 Ok(listener) => listener,
                 Err(err) => {
-                    tracing::warn!(error = %err, ?backoff, "change feed: cannot listen; retrying");
+                    tracing::warn!(error = %err, ?backoff, "relay: cannot listen; retrying");
                     tokio::select! {
                         () = token.cancelled() => return,
                         () = tokio::time::sleep(backoff) => {}
@@ -168,7 +168,7 @@ async fn receive_changes(db: Database, hub: ChangeHub, token: CancellationToken)
         // Whatever changed while we were not listening: read every watched execution.
         let watched = hub.watched();
         if let Err(err) = refresh(&db, &hub, &watched).await {
-            tracing::warn!(error = %err, ?backoff, "change feed: catch-up failed; reconnecting");
+            tracing::warn!(error = %err, ?backoff, "relay: catch-up failed; reconnecting");
             tokio::select! {
                 () = token.cancelled() => return,
                 () = tokio::time::sleep(backoff) => {}
@@ -177,7 +177,7 @@ async fn receive_changes(db: Database, hub: ChangeHub, token: CancellationToken)
             continue;
         }
         backoff = Duration::from_millis(100);
-        tracing::info!(watched = watched.len(), "change feed: listening");
+        tracing::info!(watched = watched.len(), "relay: listening");
         loop {
             let received = tokio::select! {
                 () = token.cancelled() => return,
@@ -186,7 +186,7 @@ async fn receive_changes(db: Database, hub: ChangeHub, token: CancellationToken)
             let first = match received {
                 Ok(Some(notification)) => notification,
                 Ok(None) | Err(_) => {
-                    tracing::warn!("change feed: connection lost; reconnecting and catching up");
+                    tracing::warn!("relay: connection lost; reconnecting and catching up");
                     break;
                 }
             };
@@ -206,7 +206,7 @@ async fn receive_changes(db: Database, hub: ChangeHub, token: CancellationToken)
                 .map(|(id, _)| id)
                 .collect();
             if let Err(err) = refresh(&db, &hub, &stale).await {
-                tracing::warn!(error = %err, "change feed: read failed; reconnecting and catching up");
+                tracing::warn!(error = %err, "relay: read failed; reconnecting and catching up");
                 break;
             }
         }
@@ -216,7 +216,7 @@ async fn receive_changes(db: Database, hub: ChangeHub, token: CancellationToken)
 /// Reads `ids` once each and offers them to their watchers.
 async fn refresh(db: &Database, hub: &ChangeHub, ids: &[ExecutionId]) -> Result<(), crate::Error> {
     for chunk in ids.chunks(500) {
-        for execution in change_feed::load_many(db, chunk).await? {
+        for execution in db::load_many(db, chunk).await? {
             hub.count_state_read();
             hub.offer(std::sync::Arc::new(execution));
         }
@@ -236,7 +236,7 @@ mod tests {
         assert!(
             payloads
                 .iter()
-                .all(|p| p.len() <= change_feed::MAX_PAYLOAD_BYTES)
+                .all(|p| p.len() <= notify::MAX_PAYLOAD_BYTES)
         );
         let parsed = parse(&payloads);
         assert_eq!(parsed.len(), 1_000);

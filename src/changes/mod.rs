@@ -7,11 +7,11 @@
 //! when it reads again, sees only the newest state. A slot exists only while someone
 //! watches that execution; publishing a change nobody watches costs a map lookup.
 //!
-//! With PostgreSQL, [`postgres`] relays changes between replicas: every local change is
+//! With PostgreSQL, [`relay`] relays changes between replicas: every local change is
 //! also sent to a NOTIFY channel (after commit, batched), and every replica listens on it,
 //! reading a changed execution once (for all its watchers) when someone watches it.
 
-pub mod postgres;
+pub mod relay;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
