@@ -5,16 +5,16 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protoc = protoc_bin_vendored::protoc_bin_path()?;
-    // Build scripts run single-threaded; prost-build reads PROTOC.
-    unsafe { env::set_var("PROTOC", protoc) };
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
 
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     tonic_prost_build::configure()
-        // Small per-call buffers: see `crate::proto::codec`.
-        .codec_path("crate::proto::codec::SmallBufferCodec")
+        // Small per-call buffers: see `crate::grpc::codec`.
+        .codec_path("crate::grpc::codec::SmallBufferCodec")
         .file_descriptor_set_path(out_dir.join("executions_descriptor.bin"))
-        .compile_protos(
+        .compile_with_config(
+            config,
             &["proto/workflow/executions/v1/executions.proto"],
             &["proto"],
         )?;

@@ -19,6 +19,10 @@ pub struct OpStats {
     pub first_error: Option<String>,
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "constant bounds, shared by every histogram here"
+)]
 impl OpStats {
     fn new() -> Self {
         Self {

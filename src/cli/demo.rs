@@ -33,6 +33,10 @@ pub struct DemoArgs {
 }
 
 /// Runs the demo; exits 0 once every execution finished.
+#[allow(
+    clippy::expect_used,
+    reason = "the bundled examples are constants that the CLI tests parse"
+)]
 pub async fn run(args: DemoArgs) -> ExitCode {
     let mut client = match args.server.connect().await {
         Ok(client) => client,

@@ -63,6 +63,10 @@ pub struct HashidCodec {
 }
 
 impl Default for HashidCodec {
+    #[allow(
+        clippy::expect_used,
+        reason = "constant settings; the unit tests build the codec"
+    )]
     fn default() -> Self {
         let sqids = Sqids::builder()
             .alphabet(HASHID_ALPHABET.chars().collect())

@@ -119,7 +119,7 @@ impl Metrics {
 struct ServiceFigures(Executions);
 
 impl Collector for ServiceFigures {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let open = ConstGauge::new(self.0.open_watches() as i64);
         open.encode(encoder.encode_descriptor(
             "open_watches",

@@ -8,6 +8,7 @@
 mod admission;
 pub mod auth;
 mod caller;
+pub mod codec;
 mod from_proto;
 mod handler;
 pub mod metrics;

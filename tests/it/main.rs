@@ -5,6 +5,9 @@
 //! PostgreSQL database when `TEST_DATABASE_URL` is set (under `CI=true` a missing
 //! PostgreSQL fails the run instead of skipping it).
 
+// A failed unwrap in a test is the test failing, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 mod bad_input;

@@ -12,6 +12,9 @@ impl MigrationName for Migration {
     }
 }
 
+// The trait is declared through async_trait with an elided `SchemaManager` lifetime; naming
+// it here would no longer match the declaration.
+#[allow(elided_lifetimes_in_paths)]
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
