@@ -74,13 +74,11 @@ pub fn init_logging(format: config::LogFormat) -> tracing_appender::non_blocking
 
 /// A database URL without its password, for messages.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Only fails for URLs that cannot have a password, and this one has one.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
         }
         _ => url.to_owned(),
     }
@@ -105,5 +103,22 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Passwords never reach a message; URLs without one are left as they are.
+    #[test]
+    fn redact_hides_the_password() {
+        assert_eq!(
+            super::redact("postgres://u:s3cret@db:5432/x?sslmode=require"),
+            "postgres://u:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(super::redact("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(
+            super::redact("sqlite://executions.db?mode=rwc"),
+            "sqlite://executions.db?mode=rwc"
+        );
     }
 }
