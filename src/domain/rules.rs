@@ -24,7 +24,8 @@ pub struct NewExecution {
     pub template: Template,
     /// Data context, if any.
     pub execution_data: Option<serde_json::Value>,
-    /// Owning tenant.
+    /// Owning tenant; empty when the request named none, until the service fills in the
+    /// caller's (`crate::service::Caller::tenant_for_new`).
     pub user_key: String,
     /// Idempotency key, if any.
     pub request_id: Option<String>,

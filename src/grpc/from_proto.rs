@@ -11,8 +11,8 @@ use crate::domain::listing::{ListFilter, SortOrder, page_size};
 use crate::domain::rules::{ActionUpdate, NewExecution};
 use crate::domain::template::MAX_NODE_ID_CHARS;
 use crate::domain::{
-    ActionStatus, DEFAULT_USER_KEY, Edge, ExecutionRef, ExecutionStatus, HashidCodec, Node,
-    Position, Template, View, time,
+    ActionStatus, Edge, ExecutionRef, ExecutionStatus, HashidCodec, Node, Position, Template, View,
+    time,
 };
 use crate::error::Error;
 use crate::proto::v1 as pb;
@@ -169,11 +169,8 @@ pub fn new_execution(req: pb::StartExecutionRequest) -> Result<NewExecution, Err
         name: req.name,
         template,
         execution_data,
-        user_key: if req.user_key.is_empty() {
-            DEFAULT_USER_KEY.to_owned()
-        } else {
-            req.user_key
-        },
+        // Empty when the request names none: the service picks the caller's tenant.
+        user_key: req.user_key,
         request_id: (!req.request_id.is_empty()).then_some(req.request_id),
     })
 }

@@ -167,13 +167,6 @@ impl ExecutionService for ExecutionApi {
         let caller = caller::of(&request);
         let mut req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &std::mem::take(&mut req.time_zone))?;
-        // A token confined to a tenant creates in that tenant unless the request names one
-        // (and then it must be that one: see `Caller::may_create_for`).
-        if req.user_key.is_empty()
-            && let Some(tenant) = &caller.tenant
-        {
-            req.user_key = tenant.clone();
-        }
         let new = from_proto::new_execution(req)?;
         let execution = self
             .executions

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::domain::DEFAULT_USER_KEY;
 use crate::error::Error;
 
 /// The scope of one call.
@@ -31,10 +32,18 @@ impl Caller {
             .is_none_or(|tenant| tenant == user_key)
     }
 
-    /// Refuses to create an execution for a tenant the caller is not confined to.
-    pub fn may_create_for(&self, user_key: &str) -> Result<(), Error> {
-        if self.sees(user_key) {
-            Ok(())
+    /// The tenant a new execution belongs to, given the one its request names (empty:
+    /// none). A caller confined to a tenant creates in that tenant, and may not name
+    /// another; an unconfined caller creates where it says, by default in
+    /// [`DEFAULT_USER_KEY`].
+    pub fn tenant_for_new(&self, named: &str) -> Result<String, Error> {
+        if named.is_empty() {
+            Ok(self
+                .tenant
+                .clone()
+                .unwrap_or_else(|| DEFAULT_USER_KEY.to_owned()))
+        } else if self.sees(named) {
+            Ok(named.to_owned())
         } else {
             Err(Error::PermissionDenied {
                 reason: "OTHER_TENANT",
@@ -70,12 +79,15 @@ mod tests {
         };
         assert!(confined.sees("acme"));
         assert!(!confined.sees("globex"));
-        assert!(confined.may_create_for("acme").is_ok());
+        assert_eq!(confined.tenant_for_new("acme").unwrap(), "acme");
+        assert_eq!(confined.tenant_for_new("").unwrap(), "acme");
         assert!(matches!(
-            confined.may_create_for("globex"),
+            confined.tenant_for_new("globex"),
             Err(Error::PermissionDenied { .. })
         ));
         assert!(Caller::unrestricted().sees("anyone"));
+        assert_eq!(Caller::unrestricted().tenant_for_new("").unwrap(), "main");
+        assert_eq!(Caller::unrestricted().tenant_for_new("x").unwrap(), "x");
     }
 
     #[test]

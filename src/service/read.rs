@@ -1,0 +1,94 @@
+//! GetExecution and ListExecutions as use cases: strongly consistent reads, confined to
+//! the caller's tenant.
+
+use super::{Caller, Executions, page_token};
+use crate::db;
+use crate::domain::listing::{Cursor, ListFilter, ListQuery, SortOrder};
+use crate::domain::{Execution, ExecutionRef, View};
+use crate::error::Error;
+
+/// A page request as the transport hands it over, already validated field by field.
+#[derive(Clone, Debug)]
+pub struct ListRequest {
+    /// What must match.
+    pub filter: ListFilter,
+    /// In which order.
+    pub order: SortOrder,
+    /// Rows per page (already defaulted and clamped).
+    pub page_size: u64,
+    /// Opaque token from the previous page; empty for the first.
+    pub page_token: String,
+    /// How much of each execution.
+    pub view: View,
+}
+
+/// One page of executions.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// The executions, in order.
+    pub executions: Vec<Execution>,
+    /// Token for the next page; empty on the last page.
+    pub next_page_token: String,
+}
+
+impl Executions {
+    /// Reads one execution; FULL reads see one snapshot of its row and action rows.
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        target: ExecutionRef,
+        view: View,
+    ) -> Result<Execution, Error> {
+        let (tenant, budget) = (caller.tenant.as_deref(), caller.budget()?);
+        let found = if view == View::Basic && budget.is_none() {
+            // One statement needs no transaction.
+            db::load(self.db.conn(), target, tenant, view).await?
+        } else {
+            // FULL: the row and its actions in one snapshot. With a deadline, the
+            // transaction carries its time budget to the database.
+            let txn = self.db.begin_read(budget).await?;
+            let found = db::load(&txn, target, tenant, view).await?;
+            txn.commit().await?;
+            found
+        };
+        found.ok_or_else(|| self.not_found(target))
+    }
+
+    /// Reads one page of executions (in one snapshot). A caller confined to a tenant gets
+    /// that tenant's executions only, whatever its filter says.
+    pub async fn list(&self, caller: &Caller, mut request: ListRequest) -> Result<Page, Error> {
+        if let Some(tenant) = &caller.tenant {
+            request.filter.user_key = Some(tenant.clone());
+        }
+        let fingerprint = page_token::fingerprint(&request.filter, request.order);
+        let after = page_token::decode(&request.page_token, fingerprint)?;
+        let query = ListQuery {
+            filter: request.filter,
+            order: request.order,
+            after,
+            // One more than the page: its presence says whether a next page exists.
+            limit: request.page_size + 1,
+            view: request.view,
+        };
+        let budget = caller.budget()?;
+        let mut executions = if query.view == View::Basic && budget.is_none() {
+            db::list(self.db.conn(), &query).await?
+        } else {
+            // As for `get`: one snapshot, and the deadline's budget in the database.
+            let txn = self.db.begin_read(budget).await?;
+            let page = db::list(&txn, &query).await?;
+            txn.commit().await?;
+            page
+        };
+        let more = executions.len() as u64 > request.page_size;
+        executions.truncate(request.page_size as usize);
+        let next_page_token = match executions.last() {
+            Some(last) if more => page_token::encode(Cursor::of(&last.header), fingerprint),
+            _ => String::new(),
+        };
+        Ok(Page {
+            executions,
+            next_page_token,
+        })
+    }
+}

@@ -1,0 +1,138 @@
+//! The one write path: every change of the stored state (a new execution, an action's
+//! progress, a stop) runs through [`Executions::write`], which commits it and only then
+//! publishes it to the change hub, so watchers never see a change that could still roll
+//! back, and never miss one that landed.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sea_orm::DatabaseTransaction;
+use tokio_util::sync::CancellationToken;
+
+use super::Executions;
+use crate::db;
+use crate::domain::{ExecutionRef, FullExecution, View};
+use crate::error::Error;
+
+/// What a write's work decided, inside its transaction.
+pub(super) enum Write {
+    /// A new state was saved: commit it, then publish it.
+    Commit(FullExecution),
+    /// Nothing changed (a no-op report, a stop of a stopped execution): roll back and
+    /// answer with this state.
+    Unchanged(FullExecution),
+    /// Nothing to write, and no state to answer with (a concurrent call did the work):
+    /// roll back.
+    Nothing,
+}
+
+/// The work of one write: reads and saves through the transaction it is given, and
+/// decides what happens to it.
+pub(super) type WriteWork =
+    Box<dyn for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<Write, Error>> + Send>;
+
+impl Executions {
+    /// Runs one write, in a task of its own, and waits for it: waits for this replica's
+    /// turn to write, opens a transaction (with the caller's time `budget` on
+    /// PostgreSQL), lets `work` read and save through it, then commits and publishes
+    /// ([`Write::Commit`]), or rolls back. Answers the committed or unchanged state, or
+    /// `None` for [`Write::Nothing`].
+    ///
+    /// Why a task of its own: the task gets a token that is cancelled when the caller
+    /// goes away (a cancelled call, a passed deadline: the caller's future is dropped).
+    /// Until the write reaches its commit, it abandons its work on that signal (the
+    /// transaction rolls back). From the commit on it ignores it: a commit that may have
+    /// landed must be published too, or watchers would never hear of it, and a dropped
+    /// future could stop between the two. The tasks are tracked so that shutdown can wait
+    /// for them ([`Executions::finish_changes`]) before it stops relaying changes to other
+    /// replicas.
+    pub(super) async fn write(
+        &self,
+        budget: Option<Duration>,
+        work: WriteWork,
+    ) -> Result<Option<FullExecution>, Error> {
+        let caller_gone = CancellationToken::new();
+        let _cancel_when_dropped = caller_gone.clone().drop_guard();
+        let this = self.clone();
+        self.changes
+            .spawn(async move { this.write_in_task(budget, caller_gone, work).await })
+            .await
+            .map_err(Error::internal)?
+    }
+
+    async fn write_in_task(
+        &self,
+        budget: Option<Duration>,
+        caller_gone: CancellationToken,
+        work: WriteWork,
+    ) -> Result<Option<FullExecution>, Error> {
+        let (turn, txn) = tokio::select! {
+            () = caller_gone.cancelled() => return Err(Error::DeadlineExceeded),
+            began = self.db.begin_write(budget) => began?,
+        };
+        let decided = tokio::select! {
+            () = caller_gone.cancelled() => Err(Error::DeadlineExceeded),
+            decided = work(&txn) => decided,
+        };
+        let decided = match decided {
+            Ok(decided) => decided,
+            Err(err) => return Err(abandon(txn, turn, err).await),
+        };
+        // The turn is held until the transaction ends, whichever way.
+        let _turn = turn;
+        match decided {
+            Write::Commit(execution) => {
+                self.commit(txn, &execution).await?;
+                self.hub.publish(&execution);
+                Ok(Some(execution))
+            }
+            Write::Unchanged(execution) => {
+                txn.rollback().await?;
+                Ok(Some(execution))
+            }
+            Write::Nothing => {
+                txn.rollback().await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Commits a change. A commit that fails may still have landed (the connection broke
+    /// after COMMIT was sent): the execution is then read again, and if it is at the
+    /// change's revision, the commit did land and counts as done, so that it is
+    /// published like any other. Otherwise the error stands and nothing changed.
+    async fn commit(
+        &self,
+        txn: DatabaseTransaction,
+        execution: &FullExecution,
+    ) -> Result<(), Error> {
+        let Err(failed) = txn.commit().await else {
+            return Ok(());
+        };
+        let target = ExecutionRef::Id(execution.header.id);
+        match db::load(self.db.conn(), target, None, View::Basic).await {
+            Ok(Some(stored)) if stored.header.revision == execution.header.revision => {
+                tracing::warn!(execution = %execution.header.id, error = %failed, "commit reported a failure but landed");
+                Ok(())
+            }
+            _ => Err(failed.into()),
+        }
+    }
+
+    /// Waits for every write in flight to commit (or roll back) and publish.
+    pub async fn finish_changes(&self) {
+        self.changes.close();
+        self.changes.wait().await;
+    }
+}
+
+/// Rolls back a write transaction that will not commit, then lets the next writer in:
+/// releasing the writer's turn first would let it queue behind this transaction inside
+/// SQLite (where it waits out the busy timeout) instead of on the turn.
+async fn abandon(txn: DatabaseTransaction, turn: db::WriteGuard<'_>, err: Error) -> Error {
+    if let Err(rollback) = txn.rollback().await {
+        tracing::warn!(error = %rollback, "rollback of an abandoned change failed");
+    }
+    drop(turn);
+    err
+}
