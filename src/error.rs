@@ -1,8 +1,21 @@
 //! The one error type of the request path. Each variant is a decision about what the
 //! caller is told; `grpc::status` maps every variant to a gRPC code, an `ErrorInfo` reason
 //! and, for bad fields, a `BadRequest` violation.
+//!
+//! Errors the caller cannot act on (a database outage, a refused statement, a broken
+//! invariant) keep their cause as their `source` and the place in our code where they
+//! arose (`#[track_caller]`: the `?` or the call that made them), so the log line has
+//! both; the caller gets a short, opaque message.
+
+use std::panic::Location;
 
 use crate::domain::RuleViolation;
+
+/// The cause of an internal or database error, kept for the logs.
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Where in this crate an error arose.
+pub type Site = &'static Location<'static>;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -69,21 +82,30 @@ pub enum Error {
     /// The database cannot be reached; the caller may retry.
     #[error("database unavailable")]
     DatabaseUnavailable {
-        /// Detail for the logs, never sent to the caller.
-        detail: String,
+        /// The database's error, for the logs; never sent to the caller.
+        #[source]
+        source: Source,
+        /// Where it arose.
+        site: Site,
     },
     /// The database refused a statement for a reason other than an outage; logged in
     /// full, opaque to the caller.
     #[error("internal error")]
     Database {
-        /// Detail for the logs, never sent to the caller.
-        detail: String,
+        /// The database's error, for the logs; never sent to the caller.
+        #[source]
+        source: Source,
+        /// Where it arose.
+        site: Site,
     },
     /// Something that should not happen; logged in full, opaque to the caller.
     #[error("internal error")]
     Internal {
-        /// Detail for the logs, never sent to the caller.
-        detail: String,
+        /// What went wrong, for the logs; never sent to the caller.
+        #[source]
+        source: Source,
+        /// Where it arose.
+        site: Site,
     },
 }
 
@@ -109,10 +131,52 @@ impl Error {
         )
     }
 
-    /// An internal error with detail for the logs.
-    pub fn internal(detail: impl std::fmt::Display) -> Self {
+    /// An internal error: `cause` (an error, or a message) is kept for the logs, with the
+    /// place this was called from.
+    #[track_caller]
+    pub fn internal(cause: impl Into<Source>) -> Self {
         Self::Internal {
-            detail: detail.to_string(),
+            source: cause.into(),
+            site: Location::caller(),
         }
+    }
+}
+
+/// `.or_internal()` on a result whose error means a broken invariant: it becomes
+/// [`Error::Internal`], located where `.or_internal()` was called (a function passed to
+/// `map_err` would be located inside the standard library).
+pub trait OrInternal<T> {
+    /// The value, or an [`Error::Internal`] keeping the error and this call's location.
+    fn or_internal(self) -> Result<T, Error>;
+}
+
+impl<T, E: Into<Source>> OrInternal<T> for Result<T, E> {
+    #[track_caller]
+    fn or_internal(self) -> Result<T, Error> {
+        match self {
+            Ok(value) => Ok(value),
+            Err(err) => Err(Error::internal(err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An internal error keeps its cause as its source and points at the line that made
+    /// it, not at the standard library.
+    #[test]
+    fn internal_errors_keep_their_source_and_site() {
+        let parsed: Result<i32, _> = "x".parse::<i32>();
+        let err = parsed.or_internal().unwrap_err();
+        let Error::Internal { source, site } = &err else {
+            panic!("not internal: {err:?}");
+        };
+        assert_eq!(site.file(), file!());
+        assert_eq!(site.line(), line!() - 5);
+        assert!(source.to_string().contains("invalid digit"));
+        assert!(std::error::Error::source(&err).is_some());
+        assert_eq!(err.to_string(), "internal error", "opaque to the caller");
     }
 }

@@ -12,7 +12,7 @@ use super::rows;
 use super::store::{select_headers, with_actions_of_many};
 use crate::domain::listing::{ListFilter, ListQuery, SortOrder};
 use crate::domain::{Execution, View};
-use crate::error::Error;
+use crate::error::{Error, OrInternal};
 
 /// Executions matching the query, in its order, at most `limit`.
 pub async fn list(conn: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<Execution>, Error> {
@@ -94,7 +94,7 @@ fn filter_condition(filter: &ListFilter, backend: DatabaseBackend) -> Result<Con
         condition = condition.add(C::CreatedAt.lt(rows::to_micros(before)));
     }
     for (key, value) in &filter.execution_data {
-        let value = serde_json::to_string(value).map_err(Error::internal)?;
+        let value = serde_json::to_string(value).or_internal()?;
         // Compare the JSON value under the top-level key with the wanted one: jsonb
         // equality on PostgreSQL; on SQLite, `->` yields the value's minified JSON text,
         // which `json()` also yields for the wanted value (both were written by serde_json

@@ -194,14 +194,21 @@ impl From<DbErr> for Error {
     /// Connection-level failures (the database is down, unreachable, restarting, or too
     /// busy to answer in time) are retryable UNAVAILABLE; a statement cancelled by the
     /// caller's deadline is DEADLINE_EXCEEDED; anything else is internal.
+    #[track_caller]
     fn from(err: DbErr) -> Self {
-        let detail = err.to_string();
+        let site = std::panic::Location::caller();
         if is_outage(&err) {
-            Error::DatabaseUnavailable { detail }
+            Error::DatabaseUnavailable {
+                source: Box::new(err),
+                site,
+            }
         } else if is_statement_timeout(&err) {
             Error::DeadlineExceeded
         } else {
-            Error::Database { detail }
+            Error::Database {
+                source: Box::new(err),
+                site,
+            }
         }
     }
 }
@@ -250,5 +257,28 @@ fn is_outage(err: &DbErr) -> bool {
             }
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fails() -> Result<(), Error> {
+        Err(DbErr::Custom("refused".into()))?;
+        Ok(())
+    }
+
+    /// A database error keeps the database's error as its source and the `?` that
+    /// raised it as its site.
+    #[test]
+    fn database_errors_keep_their_source_and_site() {
+        let err = fails().unwrap_err();
+        let Error::Database { source, site } = &err else {
+            panic!("not a database error: {err:?}");
+        };
+        assert!(source.to_string().contains("refused"));
+        assert_eq!(site.file(), file!());
+        assert_eq!(err.to_string(), "internal error", "opaque to the caller");
     }
 }

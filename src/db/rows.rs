@@ -7,7 +7,7 @@ use sea_orm::ActiveValue::Set;
 
 use super::entity::{action, execution};
 use crate::domain::{ActionState, Counts, Detail, ExecutionId, FullExecution, Header, Template};
-use crate::error::Error;
+use crate::error::{Error, OrInternal};
 
 /// Microseconds since the epoch, the stored form of every time.
 pub(super) fn to_micros(t: DateTime<Utc>) -> i64 {
@@ -32,7 +32,7 @@ pub(super) fn header(row: &execution::Model) -> Result<Header, Error> {
         user_key: row.user_key.clone(),
         key: row.key.clone(),
         name: row.name.clone(),
-        status: row.status.parse().map_err(Error::internal)?,
+        status: row.status.parse().or_internal()?,
         stop_reason: row.stop_reason.clone(),
         revision: row.revision,
         counts: Counts {
@@ -50,7 +50,7 @@ pub(super) fn header(row: &execution::Model) -> Result<Header, Error> {
 
 /// The detail of an execution row and its action rows.
 pub(super) fn detail(row: execution::Model, actions: Vec<action::Model>) -> Result<Detail, Error> {
-    let template: Template = serde_json::from_str(&row.template).map_err(Error::internal)?;
+    let template: Template = serde_json::from_str(&row.template).or_internal()?;
     let actions = actions
         .into_iter()
         .map(|a| Ok((a.node_id.clone(), action_state(a)?)))
@@ -64,7 +64,7 @@ pub(super) fn detail(row: execution::Model, actions: Vec<action::Model>) -> Resu
 
 fn action_state(row: action::Model) -> Result<ActionState, Error> {
     Ok(ActionState {
-        status: row.status.parse().map_err(Error::internal)?,
+        status: row.status.parse().or_internal()?,
         scheduled_at: opt_from_micros(row.scheduled_at)?,
         started_at: opt_from_micros(row.started_at)?,
         completed_at: opt_from_micros(row.completed_at)?,
@@ -106,7 +106,7 @@ pub(super) fn new_execution_row(
         completed_count: Set(h.counts.completed),
         failed_count: Set(h.counts.failed),
         stopped_count: Set(h.counts.stopped),
-        template: Set(serde_json::to_string(&e.detail.template).map_err(Error::internal)?),
+        template: Set(serde_json::to_string(&e.detail.template).or_internal()?),
         execution_data: Set(e.detail.execution_data.clone()),
         request_id: Set(request_id),
         created_at: Set(to_micros(h.created_at)),

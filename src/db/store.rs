@@ -11,7 +11,7 @@ use sea_orm::{
 use super::entity::{action, execution};
 use super::rows;
 use crate::domain::{ActionState, Execution, ExecutionId, ExecutionRef, FullExecution, View};
-use crate::error::Error;
+use crate::error::{Error, OrInternal};
 
 /// Rows per multi-row INSERT of actions; far below both databases' parameter limits.
 const ACTION_INSERT_CHUNK: usize = 500;
@@ -287,7 +287,7 @@ async fn find_full(
         return Ok(None);
     };
     let actions: Vec<ActionJson> = match &found.actions_json {
-        Some(json) => serde_json::from_str(json).map_err(Error::internal)?,
+        Some(json) => serde_json::from_str(json).or_internal()?,
         None => Vec::new(),
     };
     let seq = found.row.seq;

@@ -14,7 +14,7 @@ use crate::domain::{
     ActionStatus, Edge, ExecutionRef, ExecutionStatus, HashidCodec, Node, Position, Template, View,
     time,
 };
-use crate::error::Error;
+use crate::error::{Error, OrInternal};
 use crate::proto::v1 as pb;
 use crate::service::ListRequest;
 
@@ -151,7 +151,7 @@ pub fn new_execution(req: pb::StartExecutionRequest) -> Result<NewExecution, Err
         None => None,
         Some(data) => {
             let value = serde_json::Value::Object(json_object("execution_data", data)?);
-            let size = serde_json::to_vec(&value).map_err(Error::internal)?.len();
+            let size = serde_json::to_vec(&value).or_internal()?.len();
             if size > MAX_EXECUTION_DATA_BYTES {
                 return Err(Error::invalid(
                     "execution_data",

@@ -62,16 +62,16 @@ impl From<Error> for Status {
             Error::PermissionDenied { reason, .. } => (Code::PermissionDenied, *reason),
             Error::Overloaded { .. } => (Code::ResourceExhausted, "OVERLOADED"),
             Error::DeadlineExceeded => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
-            Error::DatabaseUnavailable { detail } => {
-                tracing::warn!(error = %detail, "database unavailable");
+            Error::DatabaseUnavailable { source, site } => {
+                tracing::warn!(error = %source, %site, "database unavailable");
                 (Code::Unavailable, "DATABASE_UNAVAILABLE")
             }
-            Error::Database { detail } => {
-                tracing::error!(error = %detail, "database error");
+            Error::Database { source, site } => {
+                tracing::error!(error = %source, %site, "database error");
                 (Code::Internal, "INTERNAL")
             }
-            Error::Internal { detail } => {
-                tracing::error!(error = %detail, "internal error");
+            Error::Internal { source, site } => {
+                tracing::error!(error = %source, %site, "internal error");
                 (Code::Internal, "INTERNAL")
             }
         };

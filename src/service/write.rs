@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::Executions;
 use crate::db;
 use crate::domain::{ExecutionRef, FullExecution, View};
-use crate::error::Error;
+use crate::error::{Error, OrInternal};
 
 /// What a write's work decided, inside its transaction.
 pub(super) enum Write {
@@ -57,7 +57,7 @@ impl Executions {
         self.changes
             .spawn(async move { this.write_in_task(budget, caller_gone, work).await })
             .await
-            .map_err(Error::internal)?
+            .or_internal()?
     }
 
     async fn write_in_task(
