@@ -11,6 +11,7 @@ mod caller;
 pub mod codec;
 mod from_proto;
 mod handler;
+pub mod methods;
 pub mod metrics;
 mod render_cache;
 mod status;

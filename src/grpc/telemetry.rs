@@ -20,32 +20,8 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use super::methods::{Rpc, rpc_of};
 use super::metrics::Metrics;
-
-/// Methods named in logs and metrics; any other path is `unknown`, so that callers cannot
-/// grow the metrics without bound.
-const KNOWN_METHODS: &[&str] = &[
-    "workflow.executions.v1.ExecutionService/StartExecution",
-    "workflow.executions.v1.ExecutionService/UpdateAction",
-    "workflow.executions.v1.ExecutionService/StopExecution",
-    "workflow.executions.v1.ExecutionService/GetExecution",
-    "workflow.executions.v1.ExecutionService/ListExecutions",
-    "workflow.executions.v1.ExecutionService/WatchExecution",
-    "grpc.health.v1.Health/Check",
-    "grpc.health.v1.Health/Watch",
-    "grpc.health.v1.Health/List",
-    "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-    "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-];
-
-fn method_name(path: &str) -> &'static str {
-    let path = path.strip_prefix('/').unwrap_or(path);
-    KNOWN_METHODS
-        .iter()
-        .find(|known| **known == path)
-        .copied()
-        .unwrap_or("unknown")
-}
 
 /// The address a call came from, over plain TCP or TLS.
 fn peer<B>(request: &http::Request<B>) -> Option<std::net::SocketAddr> {
@@ -106,7 +82,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let method = method_name(request.uri().path());
+        let rpc = rpc_of(request.uri().path());
+        self.metrics.record_start(rpc);
+        let method = rpc.path;
         let peer = peer(&request).map(tracing::field::display);
         let span = tracing::info_span!(
             "rpc",
@@ -116,7 +94,7 @@ where
             latency_ms = tracing::field::Empty,
         );
         let mut call = CallEnd {
-            method,
+            rpc,
             started: Instant::now(),
             span: span.clone(),
             metrics: self.metrics.clone(),
@@ -144,7 +122,7 @@ where
 
 /// What is known of a call until it ends.
 struct CallEnd {
-    method: &'static str,
+    rpc: &'static Rpc,
     started: Instant,
     span: tracing::Span,
     metrics: Arc<Metrics>,
@@ -161,7 +139,7 @@ impl CallEnd {
         let code_name = super::metrics::code_name(code);
         self.span.record("code", code_name);
         self.span.record("latency_ms", latency_ms);
-        self.metrics.record_call(self.method, code, elapsed);
+        self.metrics.record_call(self.rpc, code, elapsed);
         let _inside = self.span.enter();
         tracing::info!(target: "executions::rpc", code = code_name, latency_ms, "rpc");
     }
@@ -224,19 +202,5 @@ impl HttpBody for WatchedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_paths_do_not_grow_the_labels() {
-        assert_eq!(
-            method_name("/workflow.executions.v1.ExecutionService/GetExecution"),
-            "workflow.executions.v1.ExecutionService/GetExecution"
-        );
-        assert_eq!(method_name("/x.Y/Z"), "unknown");
     }
 }

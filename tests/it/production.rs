@@ -800,8 +800,9 @@ pub fn sample(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
 }
 
-/// `GET /metrics` on the metrics address shows calls by method and code, latency
-/// histograms, open watches and changes published, as the calls made them.
+/// `GET /metrics` on the metrics address shows calls by method and code under the
+/// standard gRPC server names, latency histograms, open watches and changes published,
+/// as the calls made them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_scraped_over_http() {
     let port = free_port();
@@ -834,24 +835,26 @@ async fn metrics_are_scraped_over_http() {
     watch.message().await.unwrap();
 
     let text = http_get(port, "/metrics").await;
-    let api = "workflow.executions.v1.ExecutionService";
+    let api = r#"grpc_service="workflow.executions.v1.ExecutionService""#;
+    let handled = |method: &str, code: &str| {
+        format!(
+            r#"grpc_server_handled_total{{{api},grpc_method="{method}",grpc_type="unary",grpc_code="{code}"}}"#
+        )
+    };
     for (series, expected) in [
-        (
-            format!("executions_rpc_requests_total{{method=\"{api}/StartExecution\",code=\"OK\"}}"),
-            1.0,
-        ),
-        (
-            format!("executions_rpc_requests_total{{method=\"{api}/UpdateAction\",code=\"OK\"}}"),
-            1.0,
-        ),
+        (handled("StartExecution", "OK"), 1.0),
+        (handled("UpdateAction", "OK"), 1.0),
+        (handled("GetExecution", "NotFound"), 1.0),
         (
             format!(
-                "executions_rpc_requests_total{{method=\"{api}/GetExecution\",code=\"NOT_FOUND\"}}"
+                r#"grpc_server_started_total{{{api},grpc_method="WatchExecution",grpc_type="server_stream"}}"#
             ),
             1.0,
         ),
         (
-            format!("executions_rpc_duration_seconds_count{{method=\"{api}/StartExecution\"}}"),
+            format!(
+                r#"grpc_server_handling_seconds_count{{{api},grpc_method="StartExecution",grpc_type="unary"}}"#
+            ),
             1.0,
         ),
         ("executions_open_watches".to_owned(), 1.0),
@@ -865,7 +868,7 @@ async fn metrics_are_scraped_over_http() {
         );
     }
     assert!(
-        text.contains("executions_rpc_duration_seconds_bucket{"),
+        text.contains("grpc_server_handling_seconds_bucket{"),
         "{text}"
     );
 
@@ -881,7 +884,7 @@ async fn metrics_are_scraped_over_http() {
         sample(
             &text,
             &format!(
-                "executions_rpc_requests_total{{method=\"{api}/WatchExecution\",code=\"CANCELLED\"}}"
+                r#"grpc_server_handled_total{{{api},grpc_method="WatchExecution",grpc_type="server_stream",grpc_code="Canceled"}}"#
             )
         ),
         Some(1.0),
