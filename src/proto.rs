@@ -2,7 +2,13 @@
 //! codec it uses is hand-written and lives in `crate::grpc::codec`.
 
 /// Package `workflow.executions.v1`.
-#[allow(missing_docs, clippy::all, clippy::pedantic, rust_2018_idioms)]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    rust_2018_idioms,
+    rustdoc::invalid_html_tags
+)]
 pub mod v1 {
     tonic::include_proto!("workflow.executions.v1");
 

@@ -20,7 +20,7 @@ const BUFFER_BYTES: usize = 1024;
 /// Encoded bytes after which a stream yields to the transport (tonic's default).
 const YIELD_THRESHOLD: usize = 32 * 1024;
 
-/// [`ProstCodec`] with [`BUFFER_BYTES`] buffers.
+/// [`ProstCodec`] with 1 KiB buffers (`BUFFER_BYTES`).
 #[derive(Debug, Clone)]
 pub struct SmallBufferCodec<T, U>(PhantomData<(T, U)>);
 

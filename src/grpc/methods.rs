@@ -81,7 +81,6 @@ static KNOWN: &[Rpc] = &[
     ),
     rpc("grpc.health.v1.Health/Check", RpcType::Unary),
     rpc("grpc.health.v1.Health/Watch", RpcType::ServerStream),
-    rpc("grpc.health.v1.Health/List", RpcType::Unary),
     rpc(
         "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         RpcType::BidiStream,
@@ -95,7 +94,7 @@ static KNOWN: &[Rpc] = &[
 /// What any other path is counted as.
 static UNKNOWN: Rpc = rpc("unknown", RpcType::Unary);
 
-/// The RPC a request path (`/package.Service/Method`) names, or [`UNKNOWN`].
+/// The RPC a request path (`/package.Service/Method`) names, or `unknown`.
 pub fn rpc_of(path: &str) -> &'static Rpc {
     let path = path.strip_prefix('/').unwrap_or(path);
     KNOWN
