@@ -8,16 +8,24 @@
 //!
 //! In the order a request flows:
 //!
-//! - [`grpc`]: the transport. Validates requests, converts proto <-> domain, maps
-//!   [`Error`] to a `tonic::Status`, and assembles the server ([`grpc::run`]).
-//! - [`service`]: the use cases (start, update an action, stop, get, list). Opens
-//!   transactions, applies the domain rules, and publishes every committed change.
+//! - [`grpc`]: the transport. Telemetry (spans, logs, standard gRPC metrics), bearer
+//!   tokens, load shedding, then the handlers: validate requests and convert proto ->
+//!   domain (`grpc::from_proto`, one file per request kind, well-known types in one
+//!   place), domain -> proto (`to_proto`), [`Error`] -> `tonic::Status` (`status`), the
+//!   codec, and the server ([`grpc::run`]).
+//! - [`service`]: the use cases, one file each: start, change (an action's progress, a
+//!   stop), read (get, list), watch; every change is committed and published through
+//!   the one write path (`service::write`).
 //! - [`domain`]: the pure rules: statuses, transitions, readiness, counts, ids, times.
-//! - [`db`]: SeaORM entities, migrations and queries; returns domain types.
-//! - [`watch`]: the hub that tells watchers an execution changed.
+//! - [`db`]: SeaORM entities, migrations, and queries that return domain types: `load`
+//!   (reads), `store` (writes), `listing` (pages), `notify` (PostgreSQL NOTIFY/LISTEN).
+//! - [`changes`]: the change hub watchers subscribe to (the latest state of each watched
+//!   execution), and `changes::relay`, which carries changes between replicas on
+//!   PostgreSQL.
+//! - [`error`]: the one error type of the request path.
 //! - [`config`]: the command line and environment settings.
 //! - [`cli`]: client commands of the binary (`executions watch`, `executions demo`).
-//! - [`proto`]: code generated from `proto/`.
+//! - [`proto`]: code generated from `proto/` (lints relaxed there only).
 #![forbid(unsafe_code)]
 
 pub mod changes;

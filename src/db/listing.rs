@@ -8,8 +8,8 @@ use sea_orm::{
 };
 
 use super::entity::execution;
+use super::load::{select_headers, with_actions_of_many};
 use super::rows;
-use super::store::{select_headers, with_actions_of_many};
 use crate::domain::listing::{ListFilter, ListQuery, SortOrder};
 use crate::domain::{Execution, View};
 use crate::error::{Error, OrInternal};

@@ -4,6 +4,7 @@
 
 pub mod entity;
 mod listing;
+mod load;
 pub mod migration;
 pub mod notify;
 mod rows;
@@ -21,10 +22,8 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use listing::list;
-pub use store::{
-    creation_time, find_by_request_id, insert_execution, is_unique_violation, load,
-    load_for_change, load_many, save_change,
-};
+pub use load::{find_by_request_id, load, load_for_change, load_many};
+pub use store::{creation_time, insert_execution, is_unique_violation, save_change};
 
 use crate::error::Error;
 

@@ -1,70 +1,20 @@
-//! Reading and writing one execution: insert, load (by UUID or hashid), load under a lock
-//! for a change, and save a change guarded by the revision it was made from.
+//! Writing executions: insert a new one with its actions, take its creation time, and save
+//! a change guarded by the revision it was made from.
 
 use sea_orm::ActiveValue::NotSet;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryResult, QuerySelect, SqlErr, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    SqlErr, Statement,
 };
 
 use super::entity::{action, execution};
 use super::rows;
-use crate::domain::{ActionState, Execution, ExecutionId, ExecutionRef, FullExecution, View};
-use crate::error::{Error, OrInternal};
+use crate::domain::{ActionState, FullExecution};
+use crate::error::Error;
 
 /// Rows per multi-row INSERT of actions; far below both databases' parameter limits.
 const ACTION_INSERT_CHUNK: usize = 500;
-
-/// Condition that selects the execution a caller named.
-fn by_ref(target: ExecutionRef) -> sea_orm::Condition {
-    let condition = sea_orm::Condition::all();
-    match target {
-        ExecutionRef::Id(id) => condition.add(execution::Column::Id.eq(id.as_uuid())),
-        ExecutionRef::Seq(seq) => condition.add(execution::Column::Seq.eq(seq)),
-    }
-}
-
-/// The execution `target`, if it belongs to `tenant` (any tenant when `None`). Filtering
-/// in the query, rather than after it, means another tenant's row is never locked or
-/// loaded for a confined caller: it behaves exactly like a row that does not exist.
-fn visible(target: ExecutionRef, tenant: Option<&str>) -> sea_orm::Condition {
-    let condition = by_ref(target);
-    match tenant {
-        Some(tenant) => condition.add(execution::Column::UserKey.eq(tenant)),
-        None => condition,
-    }
-}
-
-/// Selects execution rows without the heavy `template` and `execution_data` columns (they
-/// come back empty), for the BASIC view.
-pub(super) fn select_headers() -> sea_orm::Select<execution::Entity> {
-    use execution::Column as C;
-    execution::Entity::find()
-        .select_only()
-        .columns([
-            C::Seq,
-            C::Id,
-            C::UserKey,
-            C::Key,
-            C::Name,
-            C::Status,
-            C::StopReason,
-            C::Revision,
-            C::ActionsCount,
-            C::IdleCount,
-            C::ScheduledCount,
-            C::RunningCount,
-            C::CompletedCount,
-            C::FailedCount,
-            C::StoppedCount,
-            C::RequestId,
-            C::CreatedAt,
-            C::UpdatedAt,
-        ])
-        .expr_as(Expr::cust("''"), "template")
-        .expr_as(Expr::cust("NULL"), "execution_data")
-}
 
 /// Inserts a new execution and its actions, and returns its sequence number; `None` when
 /// its tenant already has an execution with the same request id.
@@ -134,191 +84,6 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
-/// The execution a tenant created with `request_id`, if any.
-pub async fn find_by_request_id(
-    conn: &impl ConnectionTrait,
-    user_key: &str,
-    request_id: &str,
-) -> Result<Option<FullExecution>, Error> {
-    let condition = sea_orm::Condition::all()
-        .add(execution::Column::UserKey.eq(user_key))
-        .add(execution::Column::RequestId.eq(request_id));
-    find_full(conn, condition, false).await
-}
-
-/// Loads an execution as the view asks: the header alone, or everything.
-pub async fn load(
-    conn: &impl ConnectionTrait,
-    target: ExecutionRef,
-    tenant: Option<&str>,
-    view: View,
-) -> Result<Option<Execution>, Error> {
-    match view {
-        View::Basic => {
-            let row = select_headers()
-                .filter(visible(target, tenant))
-                .one(conn)
-                .await?;
-            row.map(|row| {
-                Ok(Execution {
-                    header: rows::header(&row)?,
-                    detail: None,
-                })
-            })
-            .transpose()
-        }
-        View::Full => Ok(find_full(conn, visible(target, tenant), false)
-            .await?
-            .map(Execution::from)),
-    }
-}
-
-/// Loads an execution for a change, locking its row until the transaction ends
-/// (`FOR UPDATE` on PostgreSQL; on SQLite the caller holds the database's write lock).
-pub async fn load_for_change(
-    conn: &impl ConnectionTrait,
-    target: ExecutionRef,
-    tenant: Option<&str>,
-) -> Result<Option<FullExecution>, Error> {
-    if conn.get_database_backend() != DatabaseBackend::Postgres {
-        return find_full(conn, visible(target, tenant), true).await;
-    }
-    // PostgreSQL: the action rows must be read by a statement that starts after the row
-    // lock is granted. A subquery of the locking statement would read them in that
-    // statement's snapshot, taken before it waited for the lock, and miss the changes
-    // of the writer it waited for.
-    let row = execution::Entity::find()
-        .filter(visible(target, tenant))
-        .lock_exclusive()
-        .one(conn)
-        .await?;
-    match row {
-        Some(row) => Ok(Some(with_actions(conn, row).await?)),
-        None => Ok(None),
-    }
-}
-
-/// Full executions of many rows: their actions come from one query.
-pub(super) async fn with_actions_of_many(
-    conn: &impl ConnectionTrait,
-    found: Vec<execution::Model>,
-) -> Result<Vec<FullExecution>, Error> {
-    let mut actions: std::collections::HashMap<i64, Vec<action::Model>> = Default::default();
-    if !found.is_empty() {
-        for row in action::Entity::find()
-            .filter(action::Column::ExecutionSeq.is_in(found.iter().map(|row| row.seq)))
-            .all(conn)
-            .await?
-        {
-            actions.entry(row.execution_seq).or_default().push(row);
-        }
-    }
-    found
-        .into_iter()
-        .map(|row| {
-            let own = actions.remove(&row.seq).unwrap_or_default();
-            rows::full(row, own)
-        })
-        .collect()
-}
-
-/// An execution row with its action rows folded into one JSON array column (one array
-/// `[node_id, status, scheduled_at, started_at, completed_at, failed_at, stopped_at,
-/// failure_note]` per action), so that a whole execution is one row of one statement.
-///
-/// Why: one statement reads one snapshot, and one row is one hand-off from SQLite's
-/// connection thread. Read as separate rows, each action row is its own hand-off (a
-/// thread wake-up) between that thread and the caller's task, which dominated the cost
-/// of a FULL Get (and grew with the number of actions).
-struct RowWithActions {
-    row: execution::Model,
-    actions_json: Option<String>,
-}
-
-impl FromQueryResult for RowWithActions {
-    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
-        Ok(Self {
-            row: execution::Model::from_query_result(res, pre)?,
-            actions_json: res.try_get(pre, "actions_json")?,
-        })
-    }
-}
-
-/// One action row as [`RowWithActions`] folds it.
-type ActionJson = (
-    String,
-    String,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-);
-
-/// The subquery that folds an execution's action rows into one JSON text.
-fn actions_json(backend: DatabaseBackend) -> Expr {
-    let columns = r#"a."node_id", a."status", a."scheduled_at", a."started_at", a."completed_at", a."failed_at", a."stopped_at", a."failure_note""#;
-    let sql = match backend {
-        DatabaseBackend::Postgres => format!(
-            r#"(SELECT json_agg(json_build_array({columns}))::text FROM "actions" a WHERE a."execution_seq" = "executions"."seq")"#
-        ),
-        _ => format!(
-            r#"(SELECT json_group_array(json_array({columns})) FROM "actions" a WHERE a."execution_seq" = "executions"."seq")"#
-        ),
-    };
-    Expr::cust(sql)
-}
-
-/// The execution matching `condition` with its actions, in one statement (locking its
-/// row when `lock`).
-async fn find_full(
-    conn: &impl ConnectionTrait,
-    condition: sea_orm::Condition,
-    lock: bool,
-) -> Result<Option<FullExecution>, Error> {
-    let mut select = execution::Entity::find()
-        .expr_as(actions_json(conn.get_database_backend()), "actions_json")
-        .filter(condition);
-    if lock {
-        select = select.lock_exclusive();
-    }
-    let Some(found) = select.into_model::<RowWithActions>().one(conn).await? else {
-        return Ok(None);
-    };
-    let actions: Vec<ActionJson> = match &found.actions_json {
-        Some(json) => serde_json::from_str(json).or_internal()?,
-        None => Vec::new(),
-    };
-    let seq = found.row.seq;
-    let actions = actions
-        .into_iter()
-        .map(|a| action::Model {
-            execution_seq: seq,
-            node_id: a.0,
-            status: a.1,
-            scheduled_at: a.2,
-            started_at: a.3,
-            completed_at: a.4,
-            failed_at: a.5,
-            stopped_at: a.6,
-            failure_note: a.7,
-        })
-        .collect();
-    Ok(Some(rows::full(found.row, actions)?))
-}
-
-async fn with_actions(
-    conn: &impl ConnectionTrait,
-    row: execution::Model,
-) -> Result<FullExecution, Error> {
-    let actions = action::Entity::find()
-        .filter(action::Column::ExecutionSeq.eq(row.seq))
-        .all(conn)
-        .await?;
-    rows::full(row, actions)
-}
-
 /// Saves a change made by the domain: the header (only if the stored revision is still the
 /// one the change was made from) and the new state of each changed action. Actions that
 /// reached the same state together (as in a stop) are written with one statement.
@@ -386,23 +151,4 @@ pub async fn save_change(
         }
     }
     Ok(())
-}
-
-/// The current full state of each of `ids` that exists, read in one snapshot with one
-/// query for the rows and one for their actions.
-pub async fn load_many(
-    db: &super::Database,
-    ids: &[ExecutionId],
-) -> Result<Vec<FullExecution>, Error> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let txn = db.begin_read(None).await?;
-    let found = execution::Entity::find()
-        .filter(execution::Column::Id.is_in(ids.iter().map(|id| id.as_uuid())))
-        .all(&txn)
-        .await?;
-    let loaded = with_actions_of_many(&txn, found).await?;
-    txn.commit().await?;
-    Ok(loaded)
 }

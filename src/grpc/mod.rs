@@ -1,8 +1,8 @@
 //! The transport: request validation, proto <-> domain conversion, errors as gRPC statuses,
 //! and the server itself (the API, server reflection v1 and v1alpha, and grpc.health.v1).
 //!
-//! Every call passes, outermost first: [`telemetry`] (span, log line, metrics), [`auth`]
-//! (bearer tokens and roles), [`admission`] (load shedding), then its handler. TLS,
+//! Every call passes, outermost first: `telemetry` (span, log line, metrics), [`auth`]
+//! (bearer tokens and roles), `admission` (load shedding), then its handler. TLS,
 //! message-size limits, HTTP/2 stream limits and keepalive are the transport's settings.
 
 mod admission;

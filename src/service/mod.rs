@@ -2,7 +2,7 @@
 //! [`change`](Executions::update_action) one (an action's progress, a stop),
 //! [`read`](Executions::get) them, and [`watch`](Executions::watch) one as it changes.
 //!
-//! Every change goes through [`Executions::write`] (in `write.rs`), the one place where
+//! Every change goes through `Executions::write` (in `write.rs`), the one place where
 //! changes are committed: it runs the change's work in a transaction, commits, and only
 //! then publishes the new revision to the change hub, so watchers never see a change that
 //! could still roll back.

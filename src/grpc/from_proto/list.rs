@@ -1,0 +1,91 @@
+//! ListExecutions: the filter, the order and the page.
+
+use std::collections::BTreeMap;
+
+use super::well_known::{execution_status, json_object, timestamp, view};
+use super::{MAX_KEY_CHARS, workflow_and_tenant};
+use crate::domain::View;
+use crate::domain::listing::{ListFilter, SortOrder, page_size};
+use crate::error::Error;
+use crate::proto::v1 as pb;
+use crate::service::ListRequest;
+
+/// A ListExecutions request as a validated [`ListRequest`].
+pub fn list_request(req: pb::ListExecutionsRequest) -> Result<ListRequest, Error> {
+    let page_size = page_size(req.page_size).ok_or_else(|| {
+        Error::invalid(
+            "page_size",
+            "INVALID_PAGE_SIZE",
+            "page_size must not be negative",
+        )
+    })?;
+    let order = SortOrder::parse(&req.order_by).ok_or_else(|| {
+        Error::invalid(
+            "order_by",
+            "INVALID_ORDER_BY",
+            "order_by is \"created_at desc\" or \"created_at asc\"",
+        )
+    })?;
+    let mut statuses = req
+        .statuses
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            execution_status(*raw).ok_or_else(|| {
+                Error::invalid(
+                    format!("statuses[{i}]"),
+                    "INVALID_STATUS",
+                    "statuses must be ExecutionStatus values other than EXECUTION_STATUS_UNSPECIFIED",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    statuses.sort();
+    statuses.dedup();
+    let created_after = req
+        .created_after
+        .map(|ts| timestamp("created_after", ts))
+        .transpose()?;
+    let created_before = req
+        .created_before
+        .map(|ts| timestamp("created_before", ts))
+        .transpose()?;
+    if let (Some(after), Some(before)) = (created_after, created_before)
+        && after >= before
+    {
+        return Err(Error::invalid(
+            "created_before",
+            "INVALID_TIME_RANGE",
+            "created_before must be later than created_after",
+        ));
+    }
+    let mut execution_data = BTreeMap::new();
+    if let Some(data) = req.execution_data {
+        for (key, value) in json_object("execution_data", data)? {
+            if key.is_empty() || key.contains('"') || key.chars().count() > MAX_KEY_CHARS {
+                return Err(Error::invalid(
+                    "execution_data",
+                    "INVALID_EXECUTION_DATA_FILTER",
+                    "execution_data filter keys have 1 to 256 characters and no double quote",
+                ));
+            }
+            execution_data.insert(key, value);
+        }
+    }
+    workflow_and_tenant(&req.key, 0, &req.user_key)?;
+    let non_empty = |s: String| (!s.is_empty()).then_some(s);
+    Ok(ListRequest {
+        filter: ListFilter {
+            statuses,
+            key: non_empty(req.key),
+            user_key: non_empty(req.user_key),
+            created_after,
+            created_before,
+            execution_data,
+        },
+        order,
+        page_size,
+        page_token: req.page_token,
+        view: view(req.view, View::Basic)?,
+    })
+}

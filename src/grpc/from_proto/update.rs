@@ -1,0 +1,90 @@
+//! UpdateAction: an action's progress report.
+
+use super::well_known::{action_status, timestamp};
+use super::{MAX_FAILURE_NOTE_CHARS, bounded};
+use crate::domain::ActionStatus;
+use crate::domain::rules::ActionUpdate;
+use crate::domain::template::MAX_NODE_ID_CHARS;
+use crate::error::Error;
+use crate::proto::v1 as pb;
+
+/// An UpdateAction request as a validated [`ActionUpdate`].
+pub fn action_update(req: &pb::UpdateActionRequest) -> Result<ActionUpdate, Error> {
+    bounded(
+        "node_id",
+        "INVALID_NODE_ID",
+        &req.node_id,
+        1,
+        MAX_NODE_ID_CHARS,
+    )?;
+    let status = action_status(req.status).ok_or_else(|| {
+        Error::invalid(
+            "status",
+            "INVALID_STATUS",
+            "status must be an ActionStatus other than ACTION_STATUS_UNSPECIFIED",
+        )
+    })?;
+    let scheduled_at = match (status, req.scheduled_at) {
+        (ActionStatus::Scheduled, Some(ts)) => Some(timestamp("scheduled_at", ts)?),
+        (ActionStatus::Scheduled, None) => {
+            return Err(Error::invalid(
+                "scheduled_at",
+                "MISSING_SCHEDULED_AT",
+                "scheduled_at is required with ACTION_STATUS_SCHEDULED",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(Error::invalid(
+                "scheduled_at",
+                "UNEXPECTED_SCHEDULED_AT",
+                "scheduled_at is only taken with ACTION_STATUS_SCHEDULED",
+            ));
+        }
+        (_, None) => None,
+    };
+    let failure_note = match (status, req.failure_note.as_str()) {
+        (ActionStatus::Failed, "") => {
+            return Err(Error::invalid(
+                "failure_note",
+                "MISSING_FAILURE_NOTE",
+                "failure_note is required with ACTION_STATUS_FAILED",
+            ));
+        }
+        (ActionStatus::Failed, note) => {
+            bounded(
+                "failure_note",
+                "INVALID_FAILURE_NOTE",
+                note,
+                1,
+                MAX_FAILURE_NOTE_CHARS,
+            )?;
+            Some(note.to_owned())
+        }
+        (_, "") => None,
+        (_, _) => {
+            return Err(Error::invalid(
+                "failure_note",
+                "UNEXPECTED_FAILURE_NOTE",
+                "failure_note is only taken with ACTION_STATUS_FAILED",
+            ));
+        }
+    };
+    let expected_revision = match req.expected_revision {
+        0 => None,
+        r if r < 0 => {
+            return Err(Error::invalid(
+                "expected_revision",
+                "INVALID_EXPECTED_REVISION",
+                "expected_revision is a positive revision, or 0 for none",
+            ));
+        }
+        r => Some(r),
+    };
+    Ok(ActionUpdate {
+        node_id: req.node_id.clone(),
+        status,
+        scheduled_at,
+        failure_note,
+        expected_revision,
+    })
+}

@@ -1,0 +1,76 @@
+//! The well-known types and enums of requests, each checked against its definition in
+//! one place: Timestamps, Structs, and the enums (an unknown number is refused).
+
+use chrono::{DateTime, Utc};
+
+use super::super::structs::{UnstorableJson, struct_to_json};
+use crate::domain::{ActionStatus, ExecutionStatus, View, time};
+use crate::error::Error;
+use crate::proto::v1 as pb;
+
+/// The view a request asks for, or the RPC's default.
+pub fn view(raw: i32, default: View) -> Result<View, Error> {
+    match pb::ExecutionView::try_from(raw) {
+        Ok(pb::ExecutionView::Unspecified) => Ok(default),
+        Ok(pb::ExecutionView::Basic) => Ok(View::Basic),
+        Ok(pb::ExecutionView::Full) => Ok(View::Full),
+        Err(_) => Err(Error::invalid(
+            "view",
+            "INVALID_VIEW",
+            format!("unknown view {raw}"),
+        )),
+    }
+}
+
+/// A Timestamp as a time, at the stored precision.
+pub(super) fn timestamp(field: &str, ts: prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
+    u32::try_from(ts.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))
+        .map(time::to_stored_precision)
+        .ok_or_else(|| {
+            Error::invalid(
+                field,
+                "INVALID_TIMESTAMP",
+                format!("{field} is not a valid time"),
+            )
+        })
+}
+
+/// A Struct as a JSON object that both databases can store.
+pub(super) fn json_object(
+    field: &str,
+    s: prost_types::Struct,
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    struct_to_json(s).map_err(|err| {
+        let what = match err {
+            UnstorableJson::NonFiniteNumber => "a number JSON cannot hold (NaN or infinite)",
+            UnstorableJson::NulCharacter => "a NUL character",
+        };
+        Error::invalid(field, "INVALID_JSON", format!("{field} holds {what}"))
+    })
+}
+
+/// The domain status of a wire status; `None` for UNSPECIFIED or an unknown number.
+pub(super) fn action_status(raw: i32) -> Option<ActionStatus> {
+    Some(match pb::ActionStatus::try_from(raw).ok()? {
+        pb::ActionStatus::Unspecified => return None,
+        pb::ActionStatus::Idle => ActionStatus::Idle,
+        pb::ActionStatus::Scheduled => ActionStatus::Scheduled,
+        pb::ActionStatus::Running => ActionStatus::Running,
+        pb::ActionStatus::Completed => ActionStatus::Completed,
+        pb::ActionStatus::Failed => ActionStatus::Failed,
+        pb::ActionStatus::Stopped => ActionStatus::Stopped,
+    })
+}
+
+/// The domain status of a wire status; `None` for UNSPECIFIED or an unknown number.
+pub(super) fn execution_status(raw: i32) -> Option<ExecutionStatus> {
+    Some(match pb::ExecutionStatus::try_from(raw).ok()? {
+        pb::ExecutionStatus::Unspecified => return None,
+        pb::ExecutionStatus::Running => ExecutionStatus::Running,
+        pb::ExecutionStatus::Completed => ExecutionStatus::Completed,
+        pb::ExecutionStatus::Failed => ExecutionStatus::Failed,
+        pb::ExecutionStatus::Stopped => ExecutionStatus::Stopped,
+    })
+}
