@@ -17,7 +17,10 @@ fn by_ref(target: ExecutionRef) -> sea_orm::Condition {
     let condition = sea_orm::Condition::all();
     match target {
         ExecutionRef::Id(id) => condition.add(execution::Column::Id.eq(id.as_uuid())),
-        ExecutionRef::Seq(seq) => condition.add(execution::Column::Seq.eq(seq)),
+        // Sequence numbers start at 1: a hashid that encodes none matches no row.
+        ExecutionRef::Hashid(hashid) => {
+            condition.add(execution::Column::Seq.eq(hashid.seq().unwrap_or(0)))
+        }
     }
 }
 

@@ -33,13 +33,52 @@ impl fmt::Display for ExecutionId {
     }
 }
 
-/// How a caller names an execution: by UUID or by hashid (decoded to its sequence number).
+/// How a caller names an execution: by UUID or by hashid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutionRef {
     /// By public UUID.
     Id(ExecutionId),
-    /// By hashid, decoded to the internal sequence number.
-    Seq(i64),
+    /// By hashid.
+    Hashid(Hashid),
+}
+
+impl fmt::Display for ExecutionRef {
+    /// The execution as the caller named it (the UUID in its canonical spelling).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) => id.fmt(f),
+            Self::Hashid(hashid) => f.write_str(hashid.as_str()),
+        }
+    }
+}
+
+/// A well-formed hashid as a caller sent it, and the sequence number it encodes, if it
+/// is the canonical encoding of one. (Kept inline, so that references stay `Copy`.)
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Hashid {
+    seq: Option<i64>,
+    text: [u8; MAX_HASHID_CHARS],
+    len: u8,
+}
+
+impl Hashid {
+    /// The sequence number it encodes; `None` when it encodes none (it then names no
+    /// execution).
+    pub fn seq(&self) -> Option<i64> {
+        self.seq
+    }
+
+    /// The hashid as the caller sent it.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII letters and digits are ever stored (see `HashidCodec::parse_ref`).
+        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Hashid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hashid({:?} = {:?})", self.as_str(), self.seq)
+    }
 }
 
 /// The reference is neither a UUID nor a possible hashid.
@@ -96,8 +135,9 @@ impl HashidCodec {
     }
 
     /// Parses a caller's reference. A UUID is taken as is; a string that could be a hashid
-    /// but decodes to nothing becomes `Seq(0)`, which names no execution (NOT_FOUND, not
-    /// INVALID_ARGUMENT, since it is well-formed).
+    /// is kept as sent, with the sequence number it decodes to. One that decodes to
+    /// nothing names no execution (NOT_FOUND, not INVALID_ARGUMENT, since it is
+    /// well-formed).
     pub fn parse_ref(&self, raw: &str) -> Result<ExecutionRef, MalformedRef> {
         if let Ok(uuid) = Uuid::try_parse(raw) {
             return Ok(ExecutionRef::Id(ExecutionId(uuid)));
@@ -109,7 +149,13 @@ impl HashidCodec {
         if !possible {
             return Err(MalformedRef);
         }
-        Ok(ExecutionRef::Seq(self.decode(raw).unwrap_or(0)))
+        let mut text = [0; MAX_HASHID_CHARS];
+        text[..raw.len()].copy_from_slice(raw.as_bytes());
+        Ok(ExecutionRef::Hashid(Hashid {
+            seq: self.decode(raw),
+            text,
+            len: raw.len() as u8,
+        }))
     }
 }
 
@@ -130,7 +176,10 @@ mod tests {
                 "{h}"
             );
             assert_eq!(codec.decode(&h), Some(seq));
-            assert_eq!(codec.parse_ref(&h), Ok(ExecutionRef::Seq(seq)));
+            let ExecutionRef::Hashid(parsed) = codec.parse_ref(&h).unwrap() else {
+                panic!("{h} is a hashid");
+            };
+            assert_eq!((parsed.seq(), parsed.as_str()), (Some(seq), h.as_str()));
             assert!(seen.insert(h));
         }
     }
@@ -154,7 +203,13 @@ mod tests {
         ] {
             assert_eq!(codec.parse_ref(bad), Err(MalformedRef), "{bad:?}");
         }
-        // Well-formed but not the canonical encoding of anything: names no execution.
-        assert_eq!(codec.parse_ref("aaaaaaaaaa"), Ok(ExecutionRef::Seq(0)));
+        // Well-formed but not the canonical encoding of anything: names no execution, and
+        // is named as sent.
+        let max = "z".repeat(MAX_HASHID_CHARS);
+        for unknown in ["aaaaa", "aaaaaaaaaa", max.as_str()] {
+            let parsed = codec.parse_ref(unknown).unwrap();
+            assert!(matches!(parsed, ExecutionRef::Hashid(h) if h.seq().is_none()));
+            assert_eq!(parsed.to_string(), unknown);
+        }
     }
 }

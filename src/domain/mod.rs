@@ -13,7 +13,7 @@ pub mod time;
 pub use execution::{
     ActionState, Counts, DEFAULT_USER_KEY, Detail, Execution, FullExecution, Header,
 };
-pub use ids::{ExecutionId, ExecutionRef, HashidCodec, MalformedRef};
+pub use ids::{ExecutionId, ExecutionRef, Hashid, HashidCodec, MalformedRef};
 pub use rules::{ActionUpdate, NewExecution, Outcome, RuleViolation};
 pub use status::{ActionStatus, EdgeStatus, ExecutionStatus};
 pub use template::{Edge, Graph, Node, Position, Template, TemplateError};

@@ -81,9 +81,6 @@ impl Executions {
     /// The answer for an execution that does not exist or that the caller may not see,
     /// naming it as the caller did.
     pub(super) fn not_found(&self, target: ExecutionRef) -> Error {
-        Error::ExecutionNotFound(match target {
-            ExecutionRef::Id(id) => id.to_string(),
-            ExecutionRef::Seq(seq) => self.hashids.encode(seq),
-        })
+        Error::ExecutionNotFound(target.to_string())
     }
 }
