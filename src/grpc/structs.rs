@@ -11,37 +11,53 @@ pub enum UnstorableJson {
     NonFiniteNumber,
     /// A NUL character in a key or a string: PostgreSQL's jsonb refuses it.
     NulCharacter,
+    /// Objects and lists nested deeper than allowed.
+    TooDeep,
 }
 
-/// The JSON object a Struct holds.
-pub fn struct_to_json(s: Struct) -> Result<Map<String, serde_json::Value>, UnstorableJson> {
+/// The JSON object a Struct holds, with objects and lists nested at most `max_depth`
+/// levels (the Struct itself is level 1). Numbers keep their value: `-0` becomes `0`,
+/// which JSON and both databases take as the same number, so that equal values are
+/// stored (and compared) the same way.
+pub fn struct_to_json(
+    s: Struct,
+    max_depth: usize,
+) -> Result<Map<String, serde_json::Value>, UnstorableJson> {
+    let Some(below) = max_depth.checked_sub(1) else {
+        return Err(UnstorableJson::TooDeep);
+    };
     s.fields
         .into_iter()
         .map(|(k, v)| {
             if k.contains('\0') {
                 return Err(UnstorableJson::NulCharacter);
             }
-            Ok((k, value_to_json(v)?))
+            Ok((k, value_to_json(v, below)?))
         })
         .collect()
 }
 
-fn value_to_json(v: Value) -> Result<serde_json::Value, UnstorableJson> {
+fn value_to_json(v: Value, depth_left: usize) -> Result<serde_json::Value, UnstorableJson> {
     Ok(match v.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
         Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
         Some(Kind::NumberValue(n)) => {
+            // `n + 0.0` is `n` for every number but -0, which becomes 0.
+            let n = n + 0.0;
             serde_json::Value::Number(Number::from_f64(n).ok_or(UnstorableJson::NonFiniteNumber)?)
         }
         Some(Kind::StringValue(s)) if s.contains('\0') => return Err(UnstorableJson::NulCharacter),
         Some(Kind::StringValue(s)) => serde_json::Value::String(s),
-        Some(Kind::ListValue(list)) => serde_json::Value::Array(
-            list.values
-                .into_iter()
-                .map(value_to_json)
-                .collect::<Result<_, _>>()?,
-        ),
-        Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_to_json(s)?),
+        Some(Kind::ListValue(list)) => {
+            let below = depth_left.checked_sub(1).ok_or(UnstorableJson::TooDeep)?;
+            serde_json::Value::Array(
+                list.values
+                    .into_iter()
+                    .map(|v| value_to_json(v, below))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_to_json(s, depth_left)?),
     })
 }
 

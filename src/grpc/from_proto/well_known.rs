@@ -22,17 +22,34 @@ pub fn view(raw: i32, default: View) -> Result<View, Error> {
     }
 }
 
-/// A Timestamp as a time, at the stored precision.
+/// Earliest `seconds` of a `google.protobuf.Timestamp`: 0001-01-01T00:00:00Z.
+pub const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+/// Latest `seconds` of a `google.protobuf.Timestamp`: 9999-12-31T23:59:59Z.
+pub const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+/// Deepest nesting of objects and lists in a Struct (the Struct itself is level 1).
+pub const MAX_STRUCT_DEPTH: usize = 32;
+
+/// A Timestamp as a time, at the stored precision. As `google/protobuf/timestamp.proto`
+/// defines it: `seconds` from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, `nanos` from
+/// 0 to 999,999,999 (anything else is refused, never normalised).
 pub(super) fn timestamp(field: &str, ts: prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
-    u32::try_from(ts.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))
+    let in_range = (MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&ts.seconds)
+        && (0..=999_999_999).contains(&ts.nanos);
+    in_range
+        .then(|| DateTime::from_timestamp(ts.seconds, ts.nanos.unsigned_abs()))
+        .flatten()
         .map(time::to_stored_precision)
         .ok_or_else(|| {
             Error::invalid(
                 field,
                 "INVALID_TIMESTAMP",
-                format!("{field} is not a valid time"),
+                format!(
+                    "{field} is not a valid google.protobuf.Timestamp: seconds must be within \
+                     0001-01-01 and 9999-12-31 ({MIN_TIMESTAMP_SECONDS} to \
+                     {MAX_TIMESTAMP_SECONDS}) and nanos within 0 to 999999999; got seconds \
+                     {}, nanos {}",
+                    ts.seconds, ts.nanos
+                ),
             )
         })
 }
@@ -42,10 +59,15 @@ pub(super) fn json_object(
     field: &str,
     s: prost_types::Struct,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
-    struct_to_json(s).map_err(|err| {
+    struct_to_json(s, MAX_STRUCT_DEPTH).map_err(|err| {
         let what = match err {
-            UnstorableJson::NonFiniteNumber => "a number JSON cannot hold (NaN or infinite)",
-            UnstorableJson::NulCharacter => "a NUL character",
+            UnstorableJson::NonFiniteNumber => {
+                "a number JSON cannot hold (NaN or infinite)".to_owned()
+            }
+            UnstorableJson::NulCharacter => "a NUL character".to_owned(),
+            UnstorableJson::TooDeep => {
+                format!("objects and lists nested deeper than {MAX_STRUCT_DEPTH} levels")
+            }
         };
         Error::invalid(field, "INVALID_JSON", format!("{field} holds {what}"))
     })
