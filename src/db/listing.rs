@@ -94,22 +94,52 @@ fn filter_condition(filter: &ListFilter, backend: DatabaseBackend) -> Result<Con
         condition = condition.add(C::CreatedAt.lt(rows::to_micros(before)));
     }
     for (key, value) in &filter.execution_data {
-        let value = serde_json::to_string(value).or_internal()?;
-        // Compare the JSON value under the top-level key with the wanted one: jsonb
-        // equality on PostgreSQL; on SQLite, `->` yields the value's minified JSON text,
-        // which `json()` also yields for the wanted value (both were written by serde_json
-        // from the same proto Struct types).
-        let expr = match backend {
-            DatabaseBackend::Postgres => Expr::cust_with_values(
-                r#""execution_data" -> $1 = $2::jsonb"#,
-                [key.clone(), value],
-            ),
-            _ => Expr::cust_with_values(
-                r#""execution_data" -> ? = json(?)"#,
-                [format!("$.\"{key}\""), value],
-            ),
-        };
-        condition = condition.add(expr);
+        condition = condition.add(match backend {
+            DatabaseBackend::Postgres => data_matches_postgres(key, value)?,
+            _ => data_matches_sqlite(key, value)?,
+        });
     }
     Ok(condition)
+}
+
+/// PostgreSQL: the jsonb value under the literal top-level `key` equals the wanted one
+/// (jsonb equality: numbers by value, objects whatever their key order).
+fn data_matches_postgres(key: &str, value: &serde_json::Value) -> Result<Expr, Error> {
+    let value = serde_json::to_string(value).or_internal()?;
+    Ok(Expr::cust_with_values(
+        r#""execution_data" -> $1 = $2::jsonb"#,
+        [key.to_owned(), value],
+    ))
+}
+
+/// SQLite: the same test as on PostgreSQL. The key is matched literally through
+/// `json_each` (a JSON path would read escapes and quotes in it as path syntax), and a
+/// number by value (`1`, `1.0` and `-0` are numbers equal to `1`, `1` and `0`). Objects
+/// and lists compare as JSON text: both sides were written by serde_json from Structs
+/// (keys sorted, numbers in one canonical spelling, `-0` already made `0`).
+fn data_matches_sqlite(key: &str, value: &serde_json::Value) -> Result<Expr, Error> {
+    use sea_orm::Value as Sql;
+    let (test, wanted): (&str, Option<Sql>) = match value {
+        serde_json::Value::Null => ("f.type = 'null'", None),
+        serde_json::Value::Bool(true) => ("f.type = 'true'", None),
+        serde_json::Value::Bool(false) => ("f.type = 'false'", None),
+        serde_json::Value::Number(n) => (
+            "f.type IN ('integer', 'real') AND f.value = ?",
+            Some(n.as_f64().unwrap_or_default().into()),
+        ),
+        serde_json::Value::String(s) => ("f.type = 'text' AND f.value = ?", Some(s.clone().into())),
+        serde_json::Value::Array(_) => (
+            "f.type = 'array' AND f.value = json(?)",
+            Some(serde_json::to_string(value).or_internal()?.into()),
+        ),
+        serde_json::Value::Object(_) => (
+            "f.type = 'object' AND f.value = json(?)",
+            Some(serde_json::to_string(value).or_internal()?.into()),
+        ),
+    };
+    let sql = format!(
+        r#"EXISTS (SELECT 1 FROM json_each("execution_data") AS f WHERE f.key = ? AND {test})"#
+    );
+    let values = std::iter::once(Sql::from(key.to_owned())).chain(wanted);
+    Ok(Expr::cust_with_values(sql, values))
 }
