@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::metrics::Metrics;
 use super::render_cache::RenderCache;
 use super::to_proto::Presentation;
-use super::{caller, from_proto};
+use super::{caller, from_proto, size};
 use crate::domain::{Execution, View};
 use crate::error::Error;
 use crate::proto::v1 as pb;
@@ -24,17 +24,25 @@ pub struct ExecutionApi {
     default_zone: Tz,
     renders: RenderCache,
     metrics: Arc<Metrics>,
+    max_message_bytes: usize,
 }
 
 impl ExecutionApi {
     /// Serves `executions`, writing times in `default_zone` unless a request names one,
-    /// and counting database errors in `metrics`.
-    pub fn new(executions: Executions, default_zone: Tz, metrics: Arc<Metrics>) -> Self {
+    /// counting database errors in `metrics`, and refusing executions that could outgrow
+    /// `max_message_bytes`.
+    pub fn new(
+        executions: Executions,
+        default_zone: Tz,
+        metrics: Arc<Metrics>,
+        max_message_bytes: usize,
+    ) -> Self {
         Self {
             executions,
             default_zone,
             renders: RenderCache::default(),
             metrics,
+            max_message_bytes,
         }
     }
 
@@ -168,6 +176,7 @@ impl ExecutionService for ExecutionApi {
         let mut req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &std::mem::take(&mut req.time_zone))?;
         let new = from_proto::new_execution(req)?;
+        size::check_largest_form(&new, self.executions.hashids(), self.max_message_bytes)?;
         let execution = self
             .executions
             .start(&caller, new)

@@ -14,6 +14,7 @@ mod handler;
 pub mod methods;
 pub mod metrics;
 mod render_cache;
+mod size;
 mod status;
 mod structs;
 mod telemetry;
@@ -231,6 +232,7 @@ pub async fn run(
         executions.clone(),
         config.default_time_zone,
         metrics.clone(),
+        limits.max_message_bytes,
     ))
     .max_decoding_message_size(limits.max_message_bytes)
     .max_encoding_message_size(limits.max_message_bytes);

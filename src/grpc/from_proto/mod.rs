@@ -21,11 +21,13 @@ use crate::error::Error;
 /// Longest workflow key, execution name or node id reference, in characters.
 pub(super) const MAX_KEY_CHARS: usize = 256;
 /// Longest tenant key or request id, in characters.
-pub(super) const MAX_USER_KEY_CHARS: usize = 128;
+pub const MAX_USER_KEY_CHARS: usize = 128;
 /// Longest stop reason, in characters.
-pub(super) const MAX_REASON_CHARS: usize = 1_024;
-/// Longest failure note, in characters.
-pub(super) const MAX_FAILURE_NOTE_CHARS: usize = 4_096;
+pub const MAX_REASON_CHARS: usize = 1_024;
+/// Longest failure note, in bytes of UTF-8. Every action may fail with one, and the
+/// largest FULL form of an execution must fit a message (see `grpc::size`), so this is
+/// kept small: 1,000 such notes take about 1 MiB.
+pub const MAX_FAILURE_NOTE_BYTES: usize = 1_024;
 /// Largest `execution_data`, as JSON.
 pub const MAX_EXECUTION_DATA_BYTES: usize = 1 << 20;
 
@@ -71,6 +73,26 @@ pub(super) fn bounded(
             field,
             reason,
             format!("{field} must have {min} to {max} characters, got {chars}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A string field of at most `max` bytes of UTF-8, at least `min`, with no NUL character.
+pub(super) fn bounded_bytes(
+    field: &str,
+    reason: &'static str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), Error> {
+    bounded(field, reason, value, min, usize::MAX)?;
+    let bytes = value.len();
+    if bytes > max {
+        return Err(Error::invalid(
+            field,
+            reason,
+            format!("{field} must have at most {max} bytes of UTF-8, got {bytes}"),
         ));
     }
     Ok(())

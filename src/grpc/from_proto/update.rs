@@ -1,7 +1,7 @@
 //! UpdateAction: an action's progress report.
 
 use super::well_known::{action_status, timestamp};
-use super::{MAX_FAILURE_NOTE_CHARS, bounded};
+use super::{MAX_FAILURE_NOTE_BYTES, bounded, bounded_bytes};
 use crate::domain::ActionStatus;
 use crate::domain::rules::ActionUpdate;
 use crate::domain::template::MAX_NODE_ID_CHARS;
@@ -51,12 +51,12 @@ pub fn action_update(req: &pb::UpdateActionRequest) -> Result<ActionUpdate, Erro
             ));
         }
         (ActionStatus::Failed, note) => {
-            bounded(
+            bounded_bytes(
                 "failure_note",
                 "INVALID_FAILURE_NOTE",
                 note,
                 1,
-                MAX_FAILURE_NOTE_CHARS,
+                MAX_FAILURE_NOTE_BYTES,
             )?;
             Some(note.to_owned())
         }
