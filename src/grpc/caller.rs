@@ -27,7 +27,7 @@ pub fn of<T>(request: &Request<T>) -> Caller {
 }
 
 /// A `grpc-timeout` value: at most 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+pub(super) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     let split = value.len().checked_sub(1)?;
     let (digits, unit) = value.split_at(split);
     if digits.is_empty() || digits.len() > 8 {

@@ -1,14 +1,16 @@
 //! The transport: request validation, proto <-> domain conversion, errors as gRPC statuses,
 //! and the server itself (the API, server reflection v1 and v1alpha, and grpc.health.v1).
 //!
-//! Every call passes, outermost first: `telemetry` (span, log line, metrics), [`auth`]
-//! (bearer tokens and roles), `admission` (load shedding), then its handler. TLS,
+//! Every call passes, outermost first: `telemetry` (span, log line, metrics), `edge`
+//! (deadlines, and every error settled: its code, an ErrorInfo, a bounded message),
+//! [`auth`] (bearer tokens and roles), `admission` (load shedding), then its handler. TLS,
 //! message-size limits, HTTP/2 stream limits and keepalive are the transport's settings.
 
 mod admission;
 pub mod auth;
 mod caller;
 pub mod codec;
+mod edge;
 mod from_proto;
 mod handler;
 pub mod methods;
@@ -248,6 +250,7 @@ pub async fn run(
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = builder
         .layer(telemetry::TelemetryLayer::new(metrics))
+        .layer(edge::EdgeLayer)
         .layer(auth::AuthLayer::new(config.tokens.clone()))
         .layer(admission::AdmissionLayer::new(limits.max_concurrent_calls))
         .add_service(health_service)
