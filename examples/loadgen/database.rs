@@ -5,6 +5,7 @@
 use std::process::Command;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use url::Url;
 
 /// Where the data lives and what to clean up.
 pub struct Databases {
@@ -35,7 +36,7 @@ impl Databases {
                 (url, None, Vec::new(), Some(dir))
             }
             Some(url) if url.starts_with("postgres") && fresh => {
-                let admin = with_database(url, "postgres");
+                let admin = String::from(with_database(url, "postgres")?);
                 let conn = sea_orm::Database::connect(&admin).await?;
                 let (name, created) = match keep {
                     Some(name) => (name.to_owned(), Vec::new()),
@@ -56,12 +57,19 @@ impl Databases {
                         .await?;
                 }
                 conn.close().await?;
-                (with_database(url, &name), Some(admin), created, None)
+                (
+                    with_database(url, &name)?.into(),
+                    Some(admin),
+                    created,
+                    None,
+                )
             }
             Some(url) => {
-                let admin = url
-                    .starts_with("postgres")
-                    .then(|| with_database(url, "postgres"));
+                let admin = if url.starts_with("postgres") {
+                    Some(with_database(url, "postgres")?.into())
+                } else {
+                    None
+                };
                 (url.to_owned(), admin, Vec::new(), None)
             }
         };
@@ -100,22 +108,13 @@ impl Databases {
         Ok(name.to_owned())
     }
 
-    /// Environment for PostgreSQL's command-line tools (PGHOST, PGPORT, PGUSER,
-    /// PGPASSWORD) from the server URL.
-    pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
-        let rest = self.url.split_once("://").map_or("", |(_, r)| r);
-        let authority = rest.split('/').next().unwrap_or_default();
-        let (user_info, host_port) = authority.rsplit_once('@').unwrap_or(("", authority));
-        let (user, password) = user_info.split_once(':').unwrap_or((user_info, ""));
-        let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "5432"));
-        let mut env = vec![("PGHOST", host.to_owned()), ("PGPORT", port.to_owned())];
-        if !user.is_empty() {
-            env.push(("PGUSER", user.to_owned()));
-        }
-        if !password.is_empty() {
-            env.push(("PGPASSWORD", password.to_owned()));
-        }
-        env
+    /// The URL PostgreSQL's command-line tools (pgbench) take for `database` on the same
+    /// server: the server's URL naming that database, without its query (sqlx's options
+    /// are not all libpq's). libpq reads user, password, host and port from it itself.
+    pub fn libpq_url(&self, database: &str) -> anyhow::Result<String> {
+        let mut url = with_database(&self.url, database)?;
+        url.set_query(None);
+        Ok(url.into())
     }
 
     /// Drops the databases this run created.
@@ -138,14 +137,10 @@ impl Databases {
 }
 
 /// `url` naming database `name` instead (query string kept).
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let query = path
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{scheme}://{authority}/{name}{query}")
+fn with_database(url: &str, name: &str) -> anyhow::Result<Url> {
+    let mut url = Url::parse(url)?;
+    url.set_path(&format!("/{name}"));
+    Ok(url)
 }
 
 /// Copies execution `template_seq` (with its actions) `count` times in one statement each
@@ -250,19 +245,10 @@ pub async fn sample_ids(conn: &DatabaseConnection, n: usize) -> anyhow::Result<V
     Ok(ids)
 }
 
-/// Runs pgbench with `args` against `database` and returns its TPS (without initial
-/// connection time).
-pub fn pgbench(
-    binary: &str,
-    env: &[(&'static str, String)],
-    args: &[String],
-    database: &str,
-) -> anyhow::Result<f64> {
-    let output = Command::new(binary)
-        .args(args)
-        .arg(database)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()?;
+/// Runs pgbench with `args` against the database at `url` (see
+/// [`Databases::libpq_url`]) and returns its TPS (without initial connection time).
+pub fn pgbench(binary: &str, url: &str, args: &[String]) -> anyhow::Result<f64> {
+    let output = Command::new(binary).args(args).arg(url).output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         anyhow::bail!(
@@ -280,17 +266,11 @@ pub fn pgbench(
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {stdout}"))
 }
 
-/// `pgbench -i -s scale` into `database`.
-pub fn pgbench_init(
-    binary: &str,
-    env: &[(&'static str, String)],
-    scale: u32,
-    database: &str,
-) -> anyhow::Result<()> {
+/// `pgbench -i -s scale` into the database at `url`.
+pub fn pgbench_init(binary: &str, url: &str, scale: u32) -> anyhow::Result<()> {
     let output = Command::new(binary)
         .args(["-i", "-q", "-s", &scale.to_string()])
-        .arg(database)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .arg(url)
         .output()?;
     if !output.status.success() {
         anyhow::bail!(

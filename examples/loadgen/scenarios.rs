@@ -599,7 +599,6 @@ impl Session {
         if !dbs.is_postgres() || self.opts.no_pgbench {
             return Ok(None);
         }
-        let env = dbs.libpq_env();
         let binary = self.opts.pgbench.clone();
         let database = match &self.pgbench_db {
             Some(name) => name.clone(),
@@ -608,13 +607,13 @@ impl Session {
                     .scratch(&format!("loadgen_pgbench_{}", std::process::id()))
                     .await?;
                 println!("  pgbench -i -s 10 {name}");
-                let (b, e, n) = (binary.clone(), env.clone(), name.clone());
-                tokio::task::spawn_blocking(move || database::pgbench_init(&b, &e, 10, &n))
-                    .await??;
+                let (b, u) = (binary.clone(), dbs.libpq_url(&name)?);
+                tokio::task::spawn_blocking(move || database::pgbench_init(&b, &u, 10)).await??;
                 self.pgbench_db = Some(name.clone());
                 name
             }
         };
+        let url = dbs.libpq_url(&database)?;
         let clients = self.opts.concurrency.max(1);
         let mut args: Vec<String> = script_args.iter().map(|a| (*a).to_owned()).collect();
         args.extend([
@@ -630,9 +629,8 @@ impl Session {
             if self.opts.wait_quiet {
                 wait_quiet().await;
             }
-            let (b, e, a, n) = (binary.clone(), env.clone(), args.clone(), database.clone());
-            let tps =
-                tokio::task::spawn_blocking(move || database::pgbench(&b, &e, &a, &n)).await??;
+            let (b, u, a) = (binary.clone(), url.clone(), args.clone());
+            let tps = tokio::task::spawn_blocking(move || database::pgbench(&b, &u, &a)).await??;
             println!("  pgbench {} #{}: {tps:.0} TPS", args.join(" "), run + 1);
             runs.push(tps);
         }
