@@ -1,8 +1,6 @@
 //! The database behind the server: a SQLite temp file, or a fresh PostgreSQL database made
-//! (and dropped) through the `postgres` maintenance database; bulk seeding in SQL; and
-//! pgbench, the PostgreSQL baseline, in a scratch database of its own.
-
-use std::process::Command;
+//! (and dropped) through the `postgres` maintenance database, and scratch databases on the
+//! same server; bulk seeding in SQL; sampling of stored ids.
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use url::Url;
@@ -243,40 +241,4 @@ pub async fn sample_ids(conn: &DatabaseConnection, n: usize) -> anyhow::Result<V
     }
     ids.truncate(n);
     Ok(ids)
-}
-
-/// Runs pgbench with `args` against the database at `url` (see
-/// [`Databases::libpq_url`]) and returns its TPS (without initial connection time).
-pub fn pgbench(binary: &str, url: &str, args: &[String]) -> anyhow::Result<f64> {
-    let output = Command::new(binary).args(args).arg(url).output()?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        anyhow::bail!(
-            "pgbench {args:?} failed: {}{}",
-            stdout,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    stdout
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("tps = ")
-                .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        })
-        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {stdout}"))
-}
-
-/// `pgbench -i -s scale` into the database at `url`.
-pub fn pgbench_init(binary: &str, url: &str, scale: u32) -> anyhow::Result<()> {
-    let output = Command::new(binary)
-        .args(["-i", "-q", "-s", &scale.to_string()])
-        .arg(url)
-        .output()?;
-    if !output.status.success() {
-        anyhow::bail!(
-            "pgbench -i failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }

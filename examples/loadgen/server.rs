@@ -2,11 +2,29 @@
 //! (so its memory and CPU are its own), its resident memory, and the child mode itself.
 
 use std::io::{BufRead, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
+
+/// When this process is a server child (`loadgen serve URL POOL`), serves until its stdin
+/// closes and returns how it ended; `None` when it is the load generator.
+pub fn serve_if_child(runtime: &tokio::runtime::Runtime) -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some("serve") {
+        return None;
+    }
+    let url = args.get(2).cloned().unwrap_or_default();
+    let pool = args.get(3).and_then(|p| p.parse().ok()).unwrap_or(16);
+    Some(match runtime.block_on(serve(&url, pool)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("server: {err:#}");
+            ExitCode::FAILURE
+        }
+    })
+}
 
 /// Child mode (`loadgen serve URL POOL`): a server on port 0 that prints `ready ADDR` and
 /// stops when its stdin closes (so it never outlives the load generator).
-pub async fn serve(url: &str, pool: u32) -> anyhow::Result<()> {
+async fn serve(url: &str, pool: u32) -> anyhow::Result<()> {
     use executions::service::{Executions, WatchSettings};
     let db = executions::db::Database::connect(url, pool).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use executions::proto::v1 as pb;
 use tonic::transport::Channel;
 
+use super::wait_quiet;
 use crate::drive::{Recorder, Report};
-use crate::{Client, dag};
+use crate::report::Figures;
+use crate::{Client, Session, dag};
 
 /// When each (execution, revision) arrived, and how many times.
 type Arrivals = Mutex<HashMap<(usize, i64), (usize, Instant)>>;
@@ -22,7 +24,7 @@ type Arrivals = Mutex<HashMap<(usize, i64), (usize, Instant)>>;
 /// runs) with `watchers` watchers of executions of `actions` parallel actions (at least
 /// 50, so there is room for changes); the report has `fan-out` (to the last watcher) and
 /// `update (watched)` (the write alone).
-pub async fn run(
+async fn run(
     channels: &[Channel],
     watchers: usize,
     actions: usize,
@@ -152,4 +154,29 @@ pub async fn run(
         rec.fail("watch stream", "a watch stream failed".into());
     }
     Ok(Report::new(rec, window))
+}
+
+impl Session {
+    /// `watch-fanout`: change → last of `--watchers` watchers.
+    pub async fn watch_fanout(&mut self) -> anyhow::Result<()> {
+        if self.opts.wait_quiet {
+            wait_quiet().await;
+        }
+        let watchers = self.opts.watchers;
+        let report = run(&self.channels, watchers, self.opts.actions, self.duration()).await?;
+        self.record("watch-fanout", &report);
+        let fan = Figures::of(&report, "fan-out");
+        self.summary.row(
+            format!(
+                "watch fan-out to {watchers} watchers, {} actions (changes/s, one at a time)",
+                self.opts.actions.clamp(50, dag::MAX_ACTIONS)
+            ),
+            &fan,
+        );
+        self.summary.row(
+            "  update (watched)",
+            &Figures::of(&report, "update (watched)"),
+        );
+        Ok(())
+    }
 }
