@@ -16,7 +16,7 @@
 //! | `start` | StartExecution of a fork/join template | — |
 //! | `update` | a worker's whole lifecycle: each action SCHEDULED → RUNNING → COMPLETED | on PostgreSQL, pgbench's TPC-B |
 //! | `stop` | StopExecution of a 999-action execution | UpdateAction on the same execution |
-//! | `watch-fanout` | change → last of W watchers (see also `watch_bench`) | — |
+//! | `watch-fanout` | change → last of W watchers; server memory per idle watcher; database reads per change (`--replicas 2`: across two servers) | — |
 //! | `mixed` | reads, watches, starts, updates; server RSS every `--rss-every` s | — |
 //! | `growth` | Get latency vs actions per execution, List latency vs page depth | — |
 //! | `all` | every scenario above, on one seeded data set | |
@@ -77,6 +77,8 @@ fn main() -> ExitCode {
 pub struct Session {
     /// Settings.
     pub opts: Options,
+    /// The server's address (`http://...`).
+    pub addr: String,
     /// The shared HTTP/2 connections.
     pub channels: Vec<Channel>,
     /// A sample of seeded execution ids.
@@ -123,17 +125,10 @@ async fn run(opts: Options) -> anyhow::Result<u64> {
         (None, Some(addr)) => addr.clone(),
         (None, None) => anyhow::bail!("no server to drive"),
     };
-    let mut channels = Vec::new();
-    for _ in 0..opts.connections.max(1) {
-        channels.push(
-            Endpoint::from_shared(addr.clone())?
-                .tcp_nodelay(true)
-                .connect()
-                .await?,
-        );
-    }
+    let channels = connect(&addr, opts.connections).await?;
     let mut session = Session {
         opts,
+        addr,
         channels,
         ids: Arc::default(),
         total: 0,
@@ -221,6 +216,16 @@ impl Session {
         self.summary.print();
         Ok(())
     }
+}
+
+/// `n` (at least one) HTTP/2 connections to the server at `addr`.
+pub async fn connect(addr: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::new();
+    for _ in 0..n.max(1) {
+        let endpoint = Endpoint::from_shared(addr.to_owned())?.tcp_nodelay(true);
+        channels.push(endpoint.connect().await?);
+    }
+    Ok(channels)
 }
 
 /// Cores and CPU model, for the report.

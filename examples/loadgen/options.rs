@@ -1,11 +1,11 @@
 //! The command line: options, scenarios, seeding modes, and the short, small settings of
 //! `smoke`.
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 
 /// Command line of the load generator.
 #[derive(Parser, Clone, Debug)]
-#[command(about = "Load generator for the executions server")]
+#[command(name = "loadgen", about = "Load generator for the executions server")]
 pub struct Options {
     /// What to drive.
     #[arg(value_enum)]
@@ -23,7 +23,8 @@ pub struct Options {
     /// up to `--seed`, so repeated runs skip it.
     #[arg(long)]
     pub keep_database: Option<String>,
-    /// Executions to seed before the load.
+    /// Executions to seed before the load; 0 for none (`start`, `update`, `stop`,
+    /// `watch-fanout` and `idle` read no seeded execution).
     #[arg(long, default_value_t = 1_000)]
     pub seed: usize,
     /// Actions per seeded execution (and per execution started by the load).
@@ -54,6 +55,25 @@ pub struct Options {
     /// Watchers for `watch-fanout`, and idle watchers held open during `mixed`.
     #[arg(long, default_value_t = 1_000)]
     pub watchers: usize,
+    /// Executions the `watch-fanout` watchers watch (watcher i watches execution i mod E);
+    /// by default one per 100 watchers, 1 to 10.
+    #[arg(long, help_heading = "watch-fanout")]
+    pub watch_executions: Option<usize>,
+    /// Changes `watch-fanout` makes, one at a time; by default as many as fit in
+    /// `--duration`. Each watched execution gets `--actions` actions, or as many as its
+    /// share of the changes needs (at least 50 when the changes are timed).
+    #[arg(long, help_heading = "watch-fanout")]
+    pub changes: Option<usize>,
+    /// `watch-fanout` watches executions of bare nodes (type and name; no data, no
+    /// layout, no execution data), as the figures of BENCHMARKS.md's "Watch fan-out"
+    /// section were measured; by default the nodes are shaped like the rest of the load's.
+    #[arg(long, help_heading = "watch-fanout")]
+    pub bare_template: bool,
+    /// Servers: with 2 (PostgreSQL, server started by this run), `watch-fanout`'s
+    /// watchers sit on a second server on the same database while the changes go through
+    /// the first, so every change crosses the PostgreSQL NOTIFY relay.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2), help_heading = "watch-fanout")]
+    pub replicas: u8,
     /// Seconds between server RSS samples during `mixed`.
     #[arg(long, default_value_t = 10)]
     pub rss_every: u64,
@@ -94,7 +114,8 @@ pub enum Scenario {
     Update,
     /// StopExecution of a 999-action execution vs UpdateAction on it.
     Stop,
-    /// Change → all watchers latency.
+    /// Change → all watchers latency, server memory per idle watcher, database reads per
+    /// change.
     WatchFanout,
     /// A realistic blend, with the server's RSS sampled.
     Mixed,
@@ -138,6 +159,18 @@ impl Options {
             if options.addr.is_none() {
                 options.database_url = None;
             }
+        }
+        let postgres = options
+            .database_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("postgres"));
+        if options.replicas > 1 && (options.addr.is_some() || !postgres) {
+            Self::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--replicas 2 needs PostgreSQL (--database-url postgres://...) and a server this run starts (no --addr)",
+                )
+                .exit();
         }
         options
     }

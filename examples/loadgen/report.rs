@@ -98,6 +98,12 @@ impl Summary {
         self.rows.push((scenario.into(), figures.clone()));
     }
 
+    /// Prints a note and keeps it for the end.
+    pub fn note(&mut self, note: String) {
+        println!("  {note}");
+        self.notes.push(note);
+    }
+
     /// Adds a comparison: `ratio` must be at least `min` or at most `max`.
     pub fn check(
         &mut self,

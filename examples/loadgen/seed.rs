@@ -60,8 +60,7 @@ impl Session {
                 },
                 wanted as f64 / secs
             );
-            println!("  {note}");
-            self.summary.notes.push(note);
+            self.summary.note(note);
         }
         let (ids, total) = match &self.dbs {
             Some(dbs) => (
@@ -70,7 +69,6 @@ impl Session {
             ),
             None => (api_ids, o.seed as u64),
         };
-        anyhow::ensure!(!ids.is_empty(), "no executions to read");
         println!(
             "  {total} executions stored; reading a sample of {}",
             ids.len()

@@ -204,8 +204,7 @@ impl Session {
                 first.1, first.0, last.1, last.0
             ));
         }
-        println!("  {note}");
-        self.summary.notes.push(note);
+        self.summary.note(note);
         Ok(())
     }
 }

@@ -44,6 +44,14 @@ impl Session {
     /// Runs one scenario of a plan.
     pub async fn run_scenario(&mut self, scenario: Scenario) -> anyhow::Result<()> {
         use Scenario::*;
+        let reads_seeded = matches!(
+            scenario,
+            Get | GetBasic | ListFirst | ListDeep | Mixed | Growth
+        );
+        anyhow::ensure!(
+            !reads_seeded || !self.ids.is_empty(),
+            "{scenario:?} reads seeded executions: --seed must be at least 1"
+        );
         match scenario {
             Get => self.get().await,
             GetBasic => self.get_basic().await,
