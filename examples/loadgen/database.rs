@@ -197,26 +197,24 @@ pub async fn copy_execution(
 
 /// The highest `seq` so far (0 when empty).
 pub async fn max_seq(conn: &DatabaseConnection) -> anyhow::Result<i64> {
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT COALESCE(MAX(seq), 0) AS m FROM executions",
-        ))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no row"))?;
-    Ok(row.try_get::<i64>("", "m")?)
+    scalar(conn, "SELECT COALESCE(MAX(seq), 0) AS v FROM executions").await
 }
 
 /// Rows in `executions`.
 pub async fn count(conn: &DatabaseConnection) -> anyhow::Result<u64> {
+    Ok(scalar(conn, "SELECT COUNT(*) AS v FROM executions").await? as u64)
+}
+
+/// The integer column `v` of the one row `sql` returns.
+async fn scalar(conn: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
     let row = conn
         .query_one_raw(sea_orm::Statement::from_string(
             conn.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM executions",
+            sql,
         ))
         .await?
         .ok_or_else(|| anyhow::anyhow!("no row"))?;
-    Ok(row.try_get::<i64>("", "n")? as u64)
+    Ok(row.try_get::<i64>("", "v")?)
 }
 
 /// Up to `n` ids of random stored executions.

@@ -10,7 +10,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::drive::{Recorder, Worker};
-use crate::report::{Bound, Figures};
+use crate::report::Figures;
 use crate::{Client, Session};
 
 /// `grpc.health.v1.Health/Check`: the cheapest call the server answers (no database).
@@ -58,63 +58,66 @@ impl Session {
         if let Some(h) = &self.health {
             return h.clone();
         }
-        let (w, d) = (self.warmup(), self.duration());
         let f = self
-            .measure("health", &["health"], w, d, |s| {
-                (0..s.opts.concurrency)
-                    .map(|i| Health {
-                        client: HealthClient::new(s.channels[i % s.channels.len()].clone()),
-                    })
-                    .collect()
+            .measure_one("health", |s| {
+                s.callers(|i| Health {
+                    client: HealthClient::new(s.channels[i % s.channels.len()].clone()),
+                })
             })
-            .await
-            .remove(0);
+            .await;
         self.summary
             .row("grpc.health.v1.Health/Check (baseline)", &f);
         self.health = Some(f.clone());
         f
     }
 
-    fn getters(&self, view: pb::ExecutionView, op: &'static str) -> Vec<Get> {
-        (0..self.opts.concurrency)
-            .map(|i| Get {
-                client: self.client(i),
-                ids: self.ids.clone(),
-                view,
-                op,
+    /// GetExecution in `view` (named `name` in the comparison) measured as `op`, in the row
+    /// `row`, against Health/Check.
+    async fn get_view(
+        &mut self,
+        view: pb::ExecutionView,
+        name: &str,
+        op: &'static str,
+        row: String,
+    ) -> Figures {
+        let health = self.health().await;
+        let get = self
+            .measure_one(op, |s| {
+                s.callers(|i| Get {
+                    client: s.client(i),
+                    ids: s.ids.clone(),
+                    view,
+                    op,
+                })
             })
-            .collect()
+            .await;
+        self.summary.row(row, &get);
+        self.summary.check_rate(
+            format!("get {name} vs Health/Check, calls/s"),
+            get.per_second,
+            health.per_second,
+            "/s",
+            0.5,
+        );
+        get
     }
 
     /// `get`: FULL view vs Health/Check, and vs pgbench -S on PostgreSQL.
     pub async fn get(&mut self) -> anyhow::Result<()> {
-        let health = self.health().await;
-        let (w, d) = (self.warmup(), self.duration());
+        let row = format!("get (FULL, {} actions)", self.opts.actions);
         let get = self
-            .measure("get", &["get"], w, d, |s| {
-                s.getters(pb::ExecutionView::Full, "get")
-            })
-            .await
-            .remove(0);
-        self.summary
-            .row(format!("get (FULL, {} actions)", self.opts.actions), &get);
-        self.summary.check(
-            "get FULL vs Health/Check, calls/s",
-            format!("{:.0}/s", get.per_second),
-            format!("{:.0}/s", health.per_second),
-            get.per_second / health.per_second,
-            Bound::AtLeast(0.5),
-        );
+            .get_view(pb::ExecutionView::Full, "FULL", "get", row)
+            .await;
         if let Some(tps) = self.pgbench(&["-S"]).await? {
-            self.summary.check(
+            self.summary.check_rate(
                 format!(
                     "get FULL vs pgbench -S -c {} -j 2, TPS",
                     self.opts.concurrency
                 ),
-                format!("{:.0}/s", get.per_second),
-                format!("{tps:.0} TPS"),
-                get.per_second / tps,
-                Bound::AtLeast(0.5),
+                get.per_second,
+                tps,
+                " TPS",
+                0.5,
             );
         }
         Ok(())
@@ -122,22 +125,9 @@ impl Session {
 
     /// `get-basic`: BASIC view vs Health/Check.
     pub async fn get_basic(&mut self) -> anyhow::Result<()> {
-        let health = self.health().await;
-        let (w, d) = (self.warmup(), self.duration());
-        let get = self
-            .measure("get-basic", &["get-basic"], w, d, |s| {
-                s.getters(pb::ExecutionView::Basic, "get-basic")
-            })
-            .await
-            .remove(0);
-        self.summary.row("get-basic (BASIC)", &get);
-        self.summary.check(
-            "get BASIC vs Health/Check, calls/s",
-            format!("{:.0}/s", get.per_second),
-            format!("{:.0}/s", health.per_second),
-            get.per_second / health.per_second,
-            Bound::AtLeast(0.5),
-        );
+        let row = "get-basic (BASIC)".to_owned();
+        self.get_view(pb::ExecutionView::Basic, "BASIC", "get-basic", row)
+            .await;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use executions::proto::v1 as pb;
 
 use crate::drive::{Recorder, Worker};
-use crate::report::{Bound, Figures};
+use crate::report::Figures;
 use crate::{Client, Session};
 
 /// Rows per page of the list scenarios.
@@ -59,13 +59,11 @@ impl Session {
         if let Some(f) = &self.list_first {
             return Ok(f.clone());
         }
-        let (w, d) = (self.warmup(), self.duration());
         let f = self
-            .measure("list-first", &["list-first"], w, d, |s| {
+            .measure_one("list-first", |s| {
                 s.listers("", "list-first", s.opts.concurrency)
             })
-            .await
-            .remove(0);
+            .await;
         self.summary.row("list-first (25, BASIC)", &f);
         self.list_first = Some(f.clone());
         Ok(f)
@@ -84,23 +82,20 @@ impl Session {
             "  reached depth {depth} by following page tokens in {:.1} s",
             began.elapsed().as_secs_f64()
         );
-        let (w, d) = (self.warmup(), self.duration());
         let deep = self
-            .measure("list-deep", &["list-deep"], w, d, |s| {
+            .measure_one("list-deep", |s| {
                 s.listers(&token, "list-deep", s.opts.concurrency)
             })
-            .await
-            .remove(0);
+            .await;
         self.summary.row(
             format!("list-deep (25 after {depth} of {})", self.total),
             &deep,
         );
-        self.summary.check(
+        self.summary.check_p50(
             format!("list page after {depth} rows vs first page, p50"),
-            format!("{:.3} ms", deep.p50),
-            format!("{:.3} ms", first.p50),
-            deep.p50 / first.p50,
-            Bound::AtMost(1.5),
+            &deep,
+            &first,
+            1.5,
         );
         Ok(())
     }

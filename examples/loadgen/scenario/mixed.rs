@@ -171,15 +171,13 @@ impl Session {
         ];
         let f = self
             .measure("mixed", &ops, w, d, |s| {
-                (0..s.opts.concurrency)
-                    .map(|i| Mixed {
-                        client: s.client(i),
-                        ids: s.ids.clone(),
-                        lifecycle: Lifecycle::new(s.client(i), template.clone()),
-                        next_page: String::new(),
-                        watch: counters.clone(),
-                    })
-                    .collect()
+                s.callers(|i| Mixed {
+                    client: s.client(i),
+                    ids: s.ids.clone(),
+                    lifecycle: Lifecycle::new(s.client(i), template.clone()),
+                    next_page: String::new(),
+                    watch: counters.clone(),
+                })
             })
             .await;
         let total: f64 = f.iter().map(|f| f.per_second).sum();

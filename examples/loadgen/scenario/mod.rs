@@ -91,6 +91,22 @@ impl Session {
         runs.iter().map(|r| Figures::median(r)).collect()
     }
 
+    /// One worker per concurrent caller (`--concurrency`), the `i`th made by `make(i)`.
+    pub fn callers<W>(&self, make: impl FnMut(usize) -> W) -> Vec<W> {
+        (0..self.opts.concurrency).map(make).collect()
+    }
+
+    /// [`Session::measure`] of the one operation `op` over the usual warm-up and window.
+    pub async fn measure_one<W: Worker>(
+        &mut self,
+        op: &'static str,
+        make: impl Fn(&Session) -> Vec<W>,
+    ) -> Figures {
+        let (w, d) = (self.warmup(), self.duration());
+        let mut figures = self.measure(op, &[op], w, d, make).await;
+        figures.remove(0)
+    }
+
     /// Counts a report's failed calls and prints each of its operations' figures.
     pub fn record(&mut self, label: &str, report: &Report) {
         self.errors += report.errors();

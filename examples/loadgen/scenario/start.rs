@@ -30,19 +30,15 @@ impl Session {
     /// `start`: StartExecution of a fork/join template.
     pub async fn start(&mut self) -> anyhow::Result<()> {
         let template = Arc::new(dag::fork_join(self.opts.actions, 1));
-        let (w, d) = (self.warmup(), self.duration());
         let f = self
-            .measure("start", &["start"], w, d, |s| {
-                (0..s.opts.concurrency)
-                    .map(|i| Start {
-                        client: s.client(i),
-                        template: template.clone(),
-                        n: i * 1_000_000,
-                    })
-                    .collect()
+            .measure_one("start", |s| {
+                s.callers(|i| Start {
+                    client: s.client(i),
+                    template: template.clone(),
+                    n: i * 1_000_000,
+                })
             })
-            .await
-            .remove(0);
+            .await;
         self.summary
             .row(format!("start ({} actions)", self.opts.actions), &f);
         Ok(())

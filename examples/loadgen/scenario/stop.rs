@@ -6,7 +6,6 @@ use std::sync::Arc;
 use executions::proto::v1 as pb;
 
 use crate::drive::{Recorder, Worker};
-use crate::report::Bound;
 use crate::{Client, Session, dag};
 
 /// Stop of a large execution: starts one with 999 actions (the most a template may
@@ -77,37 +76,25 @@ impl Session {
         ];
         let f = self
             .measure("stop", &ops, w, d, |s| {
-                (0..s.opts.concurrency)
-                    .map(|i| Stop {
-                        client: s.client(i),
-                        template: template.clone(),
-                        n: i * 1_000_000,
-                    })
-                    .collect()
+                s.callers(|i| Stop {
+                    client: s.client(i),
+                    template: template.clone(),
+                    n: i * 1_000_000,
+                })
             })
             .await;
         for (op, figures) in ops.iter().zip(&f) {
             self.summary.row(*op, figures);
         }
         let (stop, update) = (&f[0], &f[1]);
-        self.summary.check(
-            "stop of 999 actions vs UpdateAction on it, p50",
-            format!("{:.3} ms", stop.p50),
-            format!("{:.3} ms", update.p50),
-            stop.p50 / update.p50,
-            Bound::AtMost(10.0),
-        );
+        let what = "stop of 999 actions vs UpdateAction on it, p50";
+        self.summary.check_p50(what, stop, update, 10.0);
         if let Some(small) = self.update.clone() {
-            self.summary.check(
-                format!(
-                    "stop of 999 actions vs UpdateAction of `update` ({} actions), p50",
-                    self.opts.actions
-                ),
-                format!("{:.3} ms", stop.p50),
-                format!("{:.3} ms", small.p50),
-                stop.p50 / small.p50,
-                Bound::AtMost(10.0),
+            let what = format!(
+                "stop of 999 actions vs UpdateAction of `update` ({} actions), p50",
+                self.opts.actions
             );
+            self.summary.check_p50(what, stop, &small, 10.0);
         }
         Ok(())
     }

@@ -8,7 +8,6 @@ use std::time::Instant;
 use executions::proto::v1 as pb;
 
 use crate::drive::{Recorder, Worker};
-use crate::report::Bound;
 use crate::{Client, Session, dag};
 
 /// An engine's worker: starts an execution, then moves each action, in an order where it
@@ -112,9 +111,7 @@ impl Session {
         let (w, d) = (self.warmup(), self.duration());
         let mut f = self
             .measure("update", &["update", "lifecycle"], w, d, |s| {
-                (0..s.opts.concurrency)
-                    .map(|i| Lifecycle::new(s.client(i), template.clone()))
-                    .collect()
+                s.callers(|i| Lifecycle::new(s.client(i), template.clone()))
             })
             .await;
         let lifecycle = f.remove(1);
@@ -132,15 +129,15 @@ impl Session {
         );
         self.update = Some(update.clone());
         if let Some(tps) = self.pgbench(&[]).await? {
-            self.summary.check(
+            self.summary.check_rate(
                 format!(
                     "UpdateAction vs pgbench TPC-B -c {} -j 2, TPS",
                     self.opts.concurrency
                 ),
-                format!("{:.0}/s", update.per_second),
-                format!("{tps:.0} TPS"),
-                update.per_second / tps,
-                Bound::AtLeast(0.5),
+                update.per_second,
+                tps,
+                " TPS",
+                0.5,
             );
         }
         Ok(())
