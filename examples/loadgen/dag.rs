@@ -1,6 +1,6 @@
 //! Workflow templates for the load, shaped like the bundled fork/join example: start, then
 //! blocks of a fan-out into parallel branches joined by one action, chained one after the
-//! other; plus a wide one (start → n parallel actions) for watch fan-out.
+//! other; plus wide ones (start → n parallel actions) for watch fan-out.
 
 use executions::proto::v1 as pb;
 use prost_types::value::Kind;
@@ -132,6 +132,31 @@ pub fn wide(actions: usize) -> pb::Template {
         b.action(&[START.to_owned()]);
     }
     b.finish()
+}
+
+/// Start → `actions` parallel actions of a type and a name only: no data, no layout (the
+/// watched executions of BENCHMARKS.md's "Watch fan-out" figures).
+pub fn bare(actions: usize) -> pb::Template {
+    let node = |id: String, kind: &str, name: String| pb::Node {
+        id,
+        r#type: kind.into(),
+        name,
+        data: None,
+    };
+    let mut nodes = vec![node(START.into(), "Start", "Start".into())];
+    let mut edges = Vec::new();
+    for i in 0..actions.clamp(1, MAX_ACTIONS) {
+        nodes.push(node(format!("a{i}"), "HttpRequest", format!("Action {i}")));
+        edges.push(pb::Edge {
+            source: START.into(),
+            target: format!("a{i}"),
+        });
+    }
+    pb::Template {
+        nodes,
+        edges,
+        ..Default::default()
+    }
 }
 
 /// Node ids of a template's actions, in the order they can be completed.

@@ -1,10 +1,9 @@
 //! The database behind the server: a SQLite temp file, or a fresh PostgreSQL database made
-//! (and dropped) through the `postgres` maintenance database; bulk seeding in SQL; and
-//! pgbench, the PostgreSQL baseline, in a scratch database of its own.
-
-use std::process::Command;
+//! (and dropped) through the `postgres` maintenance database, and scratch databases on the
+//! same server; bulk seeding in SQL; sampling of stored ids.
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use url::Url;
 
 /// Where the data lives and what to clean up.
 pub struct Databases {
@@ -35,7 +34,7 @@ impl Databases {
                 (url, None, Vec::new(), Some(dir))
             }
             Some(url) if url.starts_with("postgres") && fresh => {
-                let admin = with_database(url, "postgres");
+                let admin = String::from(with_database(url, "postgres")?);
                 let conn = sea_orm::Database::connect(&admin).await?;
                 let (name, created) = match keep {
                     Some(name) => (name.to_owned(), Vec::new()),
@@ -56,12 +55,19 @@ impl Databases {
                         .await?;
                 }
                 conn.close().await?;
-                (with_database(url, &name), Some(admin), created, None)
+                (
+                    with_database(url, &name)?.into(),
+                    Some(admin),
+                    created,
+                    None,
+                )
             }
             Some(url) => {
-                let admin = url
-                    .starts_with("postgres")
-                    .then(|| with_database(url, "postgres"));
+                let admin = if url.starts_with("postgres") {
+                    Some(with_database(url, "postgres")?.into())
+                } else {
+                    None
+                };
                 (url.to_owned(), admin, Vec::new(), None)
             }
         };
@@ -100,22 +106,13 @@ impl Databases {
         Ok(name.to_owned())
     }
 
-    /// Environment for PostgreSQL's command-line tools (PGHOST, PGPORT, PGUSER,
-    /// PGPASSWORD) from the server URL.
-    pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
-        let rest = self.url.split_once("://").map_or("", |(_, r)| r);
-        let authority = rest.split('/').next().unwrap_or_default();
-        let (user_info, host_port) = authority.rsplit_once('@').unwrap_or(("", authority));
-        let (user, password) = user_info.split_once(':').unwrap_or((user_info, ""));
-        let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "5432"));
-        let mut env = vec![("PGHOST", host.to_owned()), ("PGPORT", port.to_owned())];
-        if !user.is_empty() {
-            env.push(("PGUSER", user.to_owned()));
-        }
-        if !password.is_empty() {
-            env.push(("PGPASSWORD", password.to_owned()));
-        }
-        env
+    /// The URL PostgreSQL's command-line tools (pgbench) take for `database` on the same
+    /// server: the server's URL naming that database, without its query (sqlx's options
+    /// are not all libpq's). libpq reads user, password, host and port from it itself.
+    pub fn libpq_url(&self, database: &str) -> anyhow::Result<String> {
+        let mut url = with_database(&self.url, database)?;
+        url.set_query(None);
+        Ok(url.into())
     }
 
     /// Drops the databases this run created.
@@ -138,14 +135,10 @@ impl Databases {
 }
 
 /// `url` naming database `name` instead (query string kept).
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let query = path
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{scheme}://{authority}/{name}{query}")
+fn with_database(url: &str, name: &str) -> anyhow::Result<Url> {
+    let mut url = Url::parse(url)?;
+    url.set_path(&format!("/{name}"));
+    Ok(url)
 }
 
 /// Copies execution `template_seq` (with its actions) `count` times in one statement each
@@ -204,26 +197,24 @@ pub async fn copy_execution(
 
 /// The highest `seq` so far (0 when empty).
 pub async fn max_seq(conn: &DatabaseConnection) -> anyhow::Result<i64> {
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT COALESCE(MAX(seq), 0) AS m FROM executions",
-        ))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no row"))?;
-    Ok(row.try_get::<i64>("", "m")?)
+    scalar(conn, "SELECT COALESCE(MAX(seq), 0) AS v FROM executions").await
 }
 
 /// Rows in `executions`.
 pub async fn count(conn: &DatabaseConnection) -> anyhow::Result<u64> {
+    Ok(scalar(conn, "SELECT COUNT(*) AS v FROM executions").await? as u64)
+}
+
+/// The integer column `v` of the one row `sql` returns.
+async fn scalar(conn: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
     let row = conn
         .query_one_raw(sea_orm::Statement::from_string(
             conn.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM executions",
+            sql,
         ))
         .await?
         .ok_or_else(|| anyhow::anyhow!("no row"))?;
-    Ok(row.try_get::<i64>("", "n")? as u64)
+    Ok(row.try_get::<i64>("", "v")?)
 }
 
 /// Up to `n` ids of random stored executions.
@@ -248,55 +239,4 @@ pub async fn sample_ids(conn: &DatabaseConnection, n: usize) -> anyhow::Result<V
     }
     ids.truncate(n);
     Ok(ids)
-}
-
-/// Runs pgbench with `args` against `database` and returns its TPS (without initial
-/// connection time).
-pub fn pgbench(
-    binary: &str,
-    env: &[(&'static str, String)],
-    args: &[String],
-    database: &str,
-) -> anyhow::Result<f64> {
-    let output = Command::new(binary)
-        .args(args)
-        .arg(database)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        anyhow::bail!(
-            "pgbench {args:?} failed: {}{}",
-            stdout,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    stdout
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("tps = ")
-                .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        })
-        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {stdout}"))
-}
-
-/// `pgbench -i -s scale` into `database`.
-pub fn pgbench_init(
-    binary: &str,
-    env: &[(&'static str, String)],
-    scale: u32,
-    database: &str,
-) -> anyhow::Result<()> {
-    let output = Command::new(binary)
-        .args(["-i", "-q", "-s", &scale.to_string()])
-        .arg(database)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()?;
-    if !output.status.success() {
-        anyhow::bail!(
-            "pgbench -i failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }

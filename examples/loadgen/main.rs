@@ -16,7 +16,7 @@
 //! | `start` | StartExecution of a fork/join template | — |
 //! | `update` | a worker's whole lifecycle: each action SCHEDULED → RUNNING → COMPLETED | on PostgreSQL, pgbench's TPC-B |
 //! | `stop` | StopExecution of a 999-action execution | UpdateAction on the same execution |
-//! | `watch-fanout` | change → last of W watchers (see also `watch_bench`) | — |
+//! | `watch-fanout` | change → last of W watchers; server memory per idle watcher; database reads per change (`--replicas 2`: across two servers) | — |
 //! | `mixed` | reads, watches, starts, updates; server RSS every `--rss-every` s | — |
 //! | `growth` | Get latency vs actions per execution, List latency vs page depth | — |
 //! | `all` | every scenario above, on one seeded data set | |
@@ -28,144 +28,26 @@
 mod dag;
 mod database;
 mod drive;
-mod fanout;
-mod mixed;
+mod options;
 mod report;
-mod scenarios;
+mod scenario;
 mod seed;
 mod server;
-mod workers;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
 use executions::proto::v1::execution_service_client::ExecutionServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
 use database::Databases;
+use options::{Options, Scenario, SeedMode};
 use report::{Figures, Summary};
 use server::Server;
 
 /// The generated client, on one shared connection.
 pub type Client = ExecutionServiceClient<Channel>;
-
-/// Command line of the load generator.
-#[derive(Parser, Clone, Debug)]
-#[command(about = "Load generator for the executions server")]
-pub struct Options {
-    /// What to drive.
-    #[arg(value_enum)]
-    pub scenario: Scenario,
-    /// Target a running server (e.g. `http://127.0.0.1:50051`) instead of starting one.
-    /// With `--database-url` as well, that URL must be the server's database (used as it
-    /// is, for SQL seeding and id sampling).
-    #[arg(long)]
-    pub addr: Option<String>,
-    /// `postgres://USER@HOST:PORT/ANY`: the server runs on a fresh database `loadgen_<pid>`
-    /// on that PostgreSQL server, dropped at the end. Default: a SQLite temp file.
-    #[arg(long)]
-    pub database_url: Option<String>,
-    /// Use (and keep) this PostgreSQL database instead of a fresh one; seeding only tops it
-    /// up to `--seed`, so repeated runs skip it.
-    #[arg(long)]
-    pub keep_database: Option<String>,
-    /// Executions to seed before the load.
-    #[arg(long, default_value_t = 1_000)]
-    pub seed: usize,
-    /// Actions per seeded execution (and per execution started by the load).
-    #[arg(long, default_value_t = 20)]
-    pub actions: usize,
-    /// How to seed: through StartExecution, or a few through the API copied in SQL;
-    /// `auto` uses SQL above 200,000 executions.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub seed_mode: SeedMode,
-    /// Concurrent StartExecution calls while seeding through the API.
-    #[arg(long, default_value_t = 64)]
-    pub seed_concurrency: usize,
-    /// HTTP/2 connections the calls share.
-    #[arg(long, default_value_t = 4)]
-    pub connections: usize,
-    /// Concurrent calls (closed loop: each caller waits for its answer).
-    #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
-    /// Measured seconds per scenario.
-    #[arg(long, default_value_t = 10.0)]
-    pub duration: f64,
-    /// Unmeasured seconds before each scenario.
-    #[arg(long, default_value_t = 1.0)]
-    pub warmup: f64,
-    /// Runs of each measurement; the median of each figure is reported.
-    #[arg(long, default_value_t = 1)]
-    pub runs: usize,
-    /// Watchers for `watch-fanout`, and idle watchers held open during `mixed`.
-    #[arg(long, default_value_t = 1_000)]
-    pub watchers: usize,
-    /// Seconds between server RSS samples during `mixed`.
-    #[arg(long, default_value_t = 10)]
-    pub rss_every: u64,
-    /// Rows skipped before the page `list-deep` reads (default: 90% of the rows).
-    #[arg(long)]
-    pub depth: Option<u64>,
-    /// Database connections of the server's pool.
-    #[arg(long, default_value_t = 16)]
-    pub pool: u32,
-    /// Run `smoke`'s short, small settings whatever the scenario.
-    #[arg(long)]
-    pub smoke: bool,
-    /// Skip the pgbench baselines on PostgreSQL.
-    #[arg(long)]
-    pub no_pgbench: bool,
-    /// pgbench to run for the PostgreSQL baselines.
-    #[arg(long, default_value = "/usr/bin/pgbench")]
-    pub pgbench: String,
-    /// Before each measurement, wait (at most 5 min) until no `rustc` runs on the machine.
-    #[arg(long)]
-    pub wait_quiet: bool,
-}
-
-/// What to drive.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scenario {
-    /// GetExecution, FULL view, vs Health/Check (and pgbench -S on PostgreSQL).
-    Get,
-    /// GetExecution, BASIC view.
-    GetBasic,
-    /// ListExecutions, first page of 25 (BASIC).
-    ListFirst,
-    /// ListExecutions, a deep page of 25 vs the first.
-    ListDeep,
-    /// StartExecution.
-    Start,
-    /// Whole worker lifecycles through UpdateAction (vs pgbench TPC-B on PostgreSQL).
-    Update,
-    /// StopExecution of a 999-action execution vs UpdateAction on it.
-    Stop,
-    /// Change → all watchers latency.
-    WatchFanout,
-    /// A realistic blend, with the server's RSS sampled.
-    Mixed,
-    /// Get latency vs actions, List latency vs depth.
-    Growth,
-    /// Only the server's idle RSS.
-    Idle,
-    /// Every scenario.
-    All,
-    /// Every scenario, short and small, on SQLite; for CI.
-    Smoke,
-}
-
-/// How to seed.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SeedMode {
-    /// API up to 200,000 executions, SQL above.
-    Auto,
-    /// Every execution through StartExecution.
-    Api,
-    /// A few through the API, copied in SQL.
-    Sql,
-}
 
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
@@ -175,35 +57,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("serve") {
-        let url = args.get(2).cloned().unwrap_or_default();
-        let pool = args.get(3).and_then(|p| p.parse().ok()).unwrap_or(16);
-        return match runtime.block_on(server::serve(&url, pool)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("server: {err:#}");
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(code) = server::serve_if_child(&runtime) {
+        return code;
     }
-    let mut options = Options::parse();
-    if options.smoke || options.scenario == Scenario::Smoke {
-        options.smoke = true;
-        options.seed = 50;
-        options.duration = 1.5;
-        options.warmup = 0.2;
-        options.runs = 1;
-        options.connections = 2;
-        options.concurrency = 8;
-        options.watchers = 50;
-        options.rss_every = 1;
-        options.seed_mode = SeedMode::Api;
-        if options.addr.is_none() {
-            options.database_url = None;
-        }
-    }
-    match runtime.block_on(run(options)) {
+    match runtime.block_on(run(Options::from_args())) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(errors) => {
             eprintln!("FAILED: {errors} calls failed");
@@ -220,6 +77,8 @@ fn main() -> ExitCode {
 pub struct Session {
     /// Settings.
     pub opts: Options,
+    /// The server's address (`http://...`).
+    pub addr: String,
     /// The shared HTTP/2 connections.
     pub channels: Vec<Channel>,
     /// A sample of seeded execution ids.
@@ -266,17 +125,10 @@ async fn run(opts: Options) -> anyhow::Result<u64> {
         (None, Some(addr)) => addr.clone(),
         (None, None) => anyhow::bail!("no server to drive"),
     };
-    let mut channels = Vec::new();
-    for _ in 0..opts.connections.max(1) {
-        channels.push(
-            Endpoint::from_shared(addr.clone())?
-                .tcp_nodelay(true)
-                .connect()
-                .await?,
-        );
-    }
+    let channels = connect(&addr, opts.connections).await?;
     let mut session = Session {
         opts,
+        addr,
         channels,
         ids: Arc::default(),
         total: 0,
@@ -353,39 +205,9 @@ impl Session {
                 "server RSS after start (empty, idle): {mib:.1} MiB"
             ));
         }
-        use Scenario::*;
-        let plan: Vec<Scenario> = match o.scenario {
-            All | Smoke => vec![
-                Get,
-                GetBasic,
-                ListFirst,
-                ListDeep,
-                Growth,
-                WatchFanout,
-                Start,
-                Update,
-                Stop,
-                Mixed,
-            ],
-            one => vec![one],
-        };
-        for scenario in plan {
+        for scenario in o.scenario.plan() {
             println!("\n== {scenario:?}");
-            match scenario {
-                Get => self.get().await?,
-                GetBasic => self.get_basic().await?,
-                ListFirst => {
-                    self.list_first().await?;
-                }
-                ListDeep => self.list_deep().await?,
-                Start => self.start().await?,
-                Update => self.update().await?,
-                Stop => self.stop().await?,
-                WatchFanout => self.watch_fanout().await?,
-                Mixed => self.mixed().await?,
-                Growth => self.growth().await?,
-                Idle | All | Smoke => {}
-            }
+            self.run_scenario(scenario).await?;
             if let Some(mib) = self.rss_mib() {
                 println!("  server RSS after {scenario:?}: {mib:.1} MiB");
             }
@@ -394,6 +216,16 @@ impl Session {
         self.summary.print();
         Ok(())
     }
+}
+
+/// `n` (at least one) HTTP/2 connections to the server at `addr`.
+pub async fn connect(addr: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::new();
+    for _ in 0..n.max(1) {
+        let endpoint = Endpoint::from_shared(addr.to_owned())?.tcp_nodelay(true);
+        channels.push(endpoint.connect().await?);
+    }
+    Ok(channels)
 }
 
 /// Cores and CPU model, for the report.

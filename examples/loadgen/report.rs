@@ -98,6 +98,48 @@ impl Summary {
         self.rows.push((scenario.into(), figures.clone()));
     }
 
+    /// Prints a note and keeps it for the end.
+    pub fn note(&mut self, note: String) {
+        println!("  {note}");
+        self.notes.push(note);
+    }
+
+    /// Adds a throughput comparison: `measured` calls/s against a `baseline` rate (`unit`:
+    /// `/s` or ` TPS`), which it must reach `min` times.
+    pub fn check_rate(
+        &mut self,
+        what: impl Into<String>,
+        measured: f64,
+        baseline: f64,
+        unit: &str,
+        min: f64,
+    ) {
+        self.check(
+            what,
+            format!("{measured:.0}/s"),
+            format!("{baseline:.0}{unit}"),
+            measured / baseline,
+            Bound::AtLeast(min),
+        );
+    }
+
+    /// Adds a latency comparison: `measured`'s p50 at most `max` times `baseline`'s.
+    pub fn check_p50(
+        &mut self,
+        what: impl Into<String>,
+        measured: &Figures,
+        baseline: &Figures,
+        max: f64,
+    ) {
+        self.check(
+            what,
+            format!("{:.3} ms", measured.p50),
+            format!("{:.3} ms", baseline.p50),
+            measured.p50 / baseline.p50,
+            Bound::AtMost(max),
+        );
+    }
+
     /// Adds a comparison: `ratio` must be at least `min` or at most `max`.
     pub fn check(
         &mut self,

@@ -1,5 +1,6 @@
 //! Seeding: executions of fork/join templates started through the API by many concurrent
-//! calls, or (for millions of rows) a few started through the API and then copied in SQL.
+//! calls, or (for millions of rows) a few started through the API and then copied in SQL;
+//! then a sample of the stored ids for the scenarios to read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,11 +9,75 @@ use std::time::Instant;
 use executions::proto::v1 as pb;
 use tonic::transport::Channel;
 
-use crate::Client;
-use crate::dag;
+use crate::{Client, SeedMode, Session, dag, database};
 
 /// Template variants the seed cycles through (different fan-outs).
 const VARIANTS: usize = 3;
+
+impl Session {
+    /// Seeds up to `--seed` executions and samples their ids.
+    pub async fn seed(&mut self) -> anyhow::Result<()> {
+        let o = self.opts.clone();
+        let existing = match &self.dbs {
+            Some(dbs) => database::count(&dbs.conn).await?,
+            None => 0,
+        };
+        let wanted = (o.seed as u64).saturating_sub(existing) as usize;
+        let sql = match o.seed_mode {
+            SeedMode::Sql => true,
+            SeedMode::Api => false,
+            SeedMode::Auto => wanted > 200_000,
+        } && self.dbs.is_some();
+        let began = Instant::now();
+        let mut api_ids = Vec::new();
+        if wanted > 0 {
+            println!(
+                "  seeding {wanted} executions of {} actions {}",
+                o.actions,
+                if sql {
+                    "(3 through StartExecution, the rest copied in SQL)"
+                } else {
+                    "through StartExecution"
+                }
+            );
+            match (&self.dbs, sql) {
+                (Some(dbs), true) => {
+                    via_sql(&self.channels, &dbs.conn, wanted, o.actions).await?;
+                }
+                _ => {
+                    api_ids =
+                        via_api(&self.channels, wanted, o.actions, o.seed_concurrency).await?;
+                }
+            }
+            let secs = began.elapsed().as_secs_f64();
+            let note = format!(
+                "seeded {wanted} executions of {} actions {} in {secs:.1} s ({:.0}/s)",
+                o.actions,
+                if sql {
+                    "by SQL copy"
+                } else {
+                    "through StartExecution"
+                },
+                wanted as f64 / secs
+            );
+            self.summary.note(note);
+        }
+        let (ids, total) = match &self.dbs {
+            Some(dbs) => (
+                database::sample_ids(&dbs.conn, 10_000).await?,
+                database::count(&dbs.conn).await?,
+            ),
+            None => (api_ids, o.seed as u64),
+        };
+        println!(
+            "  {total} executions stored; reading a sample of {}",
+            ids.len()
+        );
+        self.ids = Arc::new(ids);
+        self.total = total;
+        Ok(())
+    }
+}
 
 /// Starts `n` executions of `actions` actions through StartExecution, `concurrency` calls
 /// at a time over `channels`; returns their ids (all of them, or every k-th above 50,000)
@@ -95,7 +160,7 @@ pub async fn via_sql(
     let mut batch = 0;
     while left > 0 {
         let count = left.min(50_000);
-        crate::database::copy_execution(conn, seqs[batch % seqs.len()], count, base_us).await?;
+        database::copy_execution(conn, seqs[batch % seqs.len()], count, base_us).await?;
         base_us -= count as i64 * 1_000;
         left -= count;
         batch += 1;

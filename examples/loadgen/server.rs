@@ -1,29 +1,53 @@
 //! The server under load: this executable started again in `serve` mode as a child process
-//! (so its memory and CPU are its own), its resident memory, and the child mode itself.
+//! (so its memory and CPU are its own), its resident memory, the database reads its change
+//! hub made, and the child mode itself.
 
 use std::io::{BufRead, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 
-/// Child mode (`loadgen serve URL POOL`): a server on port 0 that prints `ready ADDR` and
-/// stops when its stdin closes (so it never outlives the load generator).
-pub async fn serve(url: &str, pool: u32) -> anyhow::Result<()> {
+/// When this process is a server child (`loadgen serve URL POOL`), serves until its stdin
+/// closes and returns how it ended; `None` when it is the load generator. See [`serve`] for
+/// what it says on stdout.
+pub fn serve_if_child(runtime: &tokio::runtime::Runtime) -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some("serve") {
+        return None;
+    }
+    let url = args.get(2).cloned().unwrap_or_default();
+    let pool = args.get(3).and_then(|p| p.parse().ok()).unwrap_or(16);
+    Some(match runtime.block_on(serve(&url, pool)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("server: {err:#}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// Child mode (`loadgen serve URL POOL`): a server on port 0 that prints `ready ADDR`,
+/// answers each `stats` line on stdin with `stats READS` (the executions its change hub read
+/// from the database to serve watchers), and stops when its stdin closes (so it never
+/// outlives the load generator).
+async fn serve(url: &str, pool: u32) -> anyhow::Result<()> {
     use executions::service::{Executions, WatchSettings};
     let db = executions::db::Database::connect(url, pool).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let executions = Executions::new(
-        db,
-        executions::changes::ChangeHub::default(),
-        WatchSettings::default(),
-    );
+    let hub = executions::changes::ChangeHub::default();
+    let executions = Executions::new(db, hub.clone(), WatchSettings::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         println!("ready {addr}");
         let _ = std::io::stdout().flush();
         // Read until EOF: the parent closed our stdin (or died).
         for line in std::io::stdin().lock().lines() {
-            if line.is_err() {
-                break;
+            match line.as_deref() {
+                Ok("stats") => {
+                    println!("stats {}", hub.state_reads());
+                    let _ = std::io::stdout().flush();
+                }
+                Ok(_) => {}
+                Err(_) => break,
             }
         }
         let _ = stop.send(());
@@ -39,7 +63,7 @@ pub async fn serve(url: &str, pool: u32) -> anyhow::Result<()> {
 pub struct Server {
     child: Child,
     stdin: Option<ChildStdin>,
-    _stdout: std::io::BufReader<ChildStdout>,
+    stdout: std::io::BufReader<ChildStdout>,
     /// `http://127.0.0.1:PORT`.
     pub addr: String,
 }
@@ -71,7 +95,7 @@ impl Server {
             addr: format!("http://{addr}"),
             child,
             stdin,
-            _stdout: stdout,
+            stdout,
         })
     }
 
@@ -83,6 +107,22 @@ impl Server {
     /// Resident memory, in MiB.
     pub fn rss_mib(&self) -> f64 {
         rss_kib(self.pid()) as f64 / 1024.0
+    }
+
+    /// Executions its change hub has read from the database so far.
+    pub fn state_reads(&mut self) -> anyhow::Result<u64> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("server stopped"))?;
+        writeln!(stdin, "stats")?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let reads = line
+            .trim()
+            .strip_prefix("stats ")
+            .ok_or_else(|| anyhow::anyhow!("server answered {line:?} to stats"))?;
+        Ok(reads.parse()?)
     }
 
     /// Closes its stdin and waits for it to finish.

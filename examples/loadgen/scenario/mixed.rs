@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use executions::proto::v1 as pb;
 
-use crate::Client;
+use super::update::Lifecycle;
 use crate::drive::{Recorder, Worker};
-use crate::workers::Lifecycle;
+use crate::{Client, Session, dag};
 
 /// Watch events received and watch streams that failed, over all mixed workers.
 #[derive(Default)]
@@ -77,7 +77,7 @@ impl Worker for Mixed {
             78..80 => {
                 let n = rand::random_range(0..1_000_000);
                 let template = pb::Template::clone(&self.lifecycle.template);
-                let request = crate::dag::start_request(template, n);
+                let request = dag::start_request(template, n);
                 rec.time("start", self.client.start_execution(request))
                     .await;
             }
@@ -136,4 +136,73 @@ pub async fn sample_rss(pid: Option<u32>, every: Duration, until: Instant) -> Ve
         samples.push((t, mib));
     }
     samples
+}
+
+impl Session {
+    /// `mixed`: the blend, RSS sampled every `--rss-every` s.
+    pub async fn mixed(&mut self) -> anyhow::Result<()> {
+        let template = Arc::new(dag::fork_join(self.opts.actions, 0));
+        let counters = Arc::new(WatchCounters::default());
+        // Idle watchers of seeded executions, held for the whole run.
+        let mut idle = Vec::new();
+        for w in 0..self.opts.watchers {
+            let id = self.ids[w % self.ids.len()].clone();
+            idle.push(tokio::spawn(watch_to_end(
+                self.client(w),
+                id,
+                counters.clone(),
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (w, d) = (self.warmup(), self.duration());
+        let pid = self.server.as_ref().map(|s| s.pid());
+        let sampler = tokio::spawn(sample_rss(
+            pid,
+            Duration::from_secs(self.opts.rss_every.max(1)),
+            Instant::now() + w + d,
+        ));
+        let ops = [
+            "get",
+            "get-basic",
+            "list-first",
+            "list-next",
+            "start",
+            "update",
+        ];
+        let f = self
+            .measure("mixed", &ops, w, d, |s| {
+                s.callers(|i| Mixed {
+                    client: s.client(i),
+                    ids: s.ids.clone(),
+                    lifecycle: Lifecycle::new(s.client(i), template.clone()),
+                    next_page: String::new(),
+                    watch: counters.clone(),
+                })
+            })
+            .await;
+        let total: f64 = f.iter().map(|f| f.per_second).sum();
+        for (op, figures) in ops.iter().zip(&f) {
+            self.summary.row(format!("mixed: {op}"), figures);
+        }
+        for task in idle {
+            task.abort();
+        }
+        let samples = sampler.await.unwrap_or_default();
+        let failed = counters.failed.load(Ordering::Relaxed);
+        self.errors += failed;
+        let events = counters.events.load(Ordering::Relaxed);
+        let mut note = format!(
+            "mixed: {total:.0} calls/s in all; {} idle watchers plus one per running lifecycle; {events} watch messages received, {failed} streams failed",
+            self.opts.watchers
+        );
+        if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+            let max = samples.iter().map(|s| s.1).fold(0.0, f64::max);
+            note.push_str(&format!(
+                "; server RSS {:.1} MiB at {:.0} s, {:.1} MiB at {:.0} s, max {max:.1} MiB",
+                first.1, first.0, last.1, last.0
+            ));
+        }
+        self.summary.note(note);
+        Ok(())
+    }
 }
