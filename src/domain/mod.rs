@@ -5,6 +5,7 @@
 pub mod execution;
 pub mod ids;
 pub mod listing;
+pub mod quoting;
 pub mod rules;
 pub mod status;
 pub mod template;
@@ -14,6 +15,7 @@ pub use execution::{
     ActionState, Counts, DEFAULT_USER_KEY, Detail, Execution, FullExecution, Header,
 };
 pub use ids::{ExecutionId, ExecutionRef, Hashid, HashidCodec, MalformedRef};
+pub use quoting::quoted;
 pub use rules::{ActionUpdate, NewExecution, Outcome, RuleViolation};
 pub use status::{ActionStatus, EdgeStatus, ExecutionStatus};
 pub use template::{Edge, Graph, Node, Position, Template, TemplateError};

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::quoting::quoted;
+
 /// The `type` of the one node every template starts from.
 pub const START_NODE_TYPE: &str = "Start";
 /// Most nodes a template may have, the Start node included.
@@ -177,7 +179,7 @@ impl Template {
                 return Err(TemplateError::new(
                     "TEMPLATE_DUPLICATE_NODE_ID",
                     format!("nodes[{i}].id"),
-                    format!("node id {:?} is used more than once", node.id),
+                    format!("node id {} is used more than once", quoted(&node.id)),
                 ));
             }
         }
@@ -207,7 +209,7 @@ impl Template {
                     return Err(TemplateError::new(
                         "TEMPLATE_UNKNOWN_EDGE_NODE",
                         format!("edges[{i}].{end}"),
-                        format!("edge {end} {id:?} is not a node of the template"),
+                        format!("edge {end} {} is not a node of the template", quoted(id)),
                     ));
                 }
             }
@@ -223,7 +225,10 @@ impl Template {
                 return Err(TemplateError::new(
                     "TEMPLATE_DUPLICATE_EDGE",
                     format!("edges[{i}]"),
-                    format!("edge id {edge_id:?} is not unique among node and edge ids"),
+                    format!(
+                        "edge id {} is not unique among node and edge ids",
+                        quoted(&edge_id)
+                    ),
                 ));
             }
         }
@@ -231,7 +236,7 @@ impl Template {
             return Err(TemplateError::new(
                 "TEMPLATE_HAS_CYCLE",
                 "edges",
-                format!("the edges form a cycle through node {node:?}"),
+                format!("the edges form a cycle through node {}", quoted(node)),
             ));
         }
         Ok(())

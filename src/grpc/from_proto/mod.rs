@@ -15,7 +15,7 @@ pub use start::new_execution;
 pub use update::action_update;
 pub use well_known::view;
 
-use crate::domain::{ExecutionRef, HashidCodec, time};
+use crate::domain::{ExecutionRef, HashidCodec, quoted, time};
 use crate::error::Error;
 
 /// Longest workflow key, execution name or node id reference, in characters.
@@ -47,7 +47,10 @@ pub fn time_zone(raw: &str, default: Tz) -> Result<Tz, Error> {
         Error::invalid(
             "time_zone",
             "INVALID_TIME_ZONE",
-            format!("unknown time zone {raw:?}; use an IANA name such as America/New_York"),
+            format!(
+                "unknown time zone {}; use an IANA name such as America/New_York",
+                quoted(raw)
+            ),
         )
     })
 }
