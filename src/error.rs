@@ -58,6 +58,9 @@ pub enum Error {
         /// Last revision the stream sent (or the caller's since_revision).
         last_revision: i64,
     },
+    /// A health check names a service this server does not report on.
+    #[error("unknown service {}", crate::domain::quoted(.0))]
+    ServiceUnknown(String),
     /// The call carries no bearer token, or one this server does not know.
     #[error("missing or unknown bearer token")]
     Unauthenticated,

@@ -13,6 +13,7 @@ pub mod codec;
 mod edge;
 mod from_proto;
 mod handler;
+mod health;
 pub mod methods;
 pub mod metrics;
 mod render_cache;
@@ -29,10 +30,10 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
 pub use auth::Tokens;
 pub use handler::ExecutionApi;
@@ -135,55 +136,17 @@ impl TlsSettings {
     }
 }
 
-/// Health of the whole server ("") and of the API service.
-async fn set_health(health: &HealthReporter, status: ServingStatus) {
-    health.set_service_status("", status).await;
-    health
-        .set_service_status(
-            <ExecutionServiceServer<ExecutionApi> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
-}
-
-/// Keeps health in step with the database: NOT_SERVING while it does not answer, so load
-/// balancers and probes route around this replica; SERVING again once it does.
-async fn report_database_health(
-    executions: Executions,
-    health: HealthReporter,
-    interval: Duration,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let mut serving = true;
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        let up = tokio::select! {
-            () = stop.cancelled() => return,
-            up = executions.database_is_up() => up,
-        };
-        if up != serving {
-            serving = up;
-            if up {
-                tracing::info!("database answers again: SERVING");
-            } else {
-                tracing::warn!("database does not answer: NOT_SERVING");
-            }
-            let status = if up {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            // A shutdown that began meanwhile has the last word.
-            if !stop.is_cancelled() {
-                set_health(&health, status).await;
-            }
-        }
-    }
+/// A generated server that takes gzip and zstd requests, and compresses its responses
+/// with whichever of the two the client lists in `grpc-accept-encoding` (tonic's generated
+/// servers share no trait for this, hence a macro).
+macro_rules! compressed {
+    ($server:expr) => {
+        $server
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .send_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Zstd)
+    };
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then marks health NOT_SERVING,
@@ -196,8 +159,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    set_health(&health, ServingStatus::Serving).await;
+    let (health, health_service) = health::health();
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -209,7 +171,7 @@ pub async fn run(
     let relay_stop = tokio_util::sync::CancellationToken::new();
     let relay = executions.start_relay(relay_stop.clone());
     let health_stop = tokio_util::sync::CancellationToken::new();
-    let health_task = tokio::spawn(report_database_health(
+    let health_task = tokio::spawn(health::follow_database(
         executions.clone(),
         health.clone(),
         config.health_check_interval,
@@ -238,6 +200,7 @@ pub async fn run(
     ))
     .max_decoding_message_size(limits.max_message_bytes)
     .max_encoding_message_size(limits.max_message_bytes);
+    let api = compressed!(api);
     let local_addr = listener.local_addr()?;
 
     let mut builder = Server::builder()
@@ -253,9 +216,9 @@ pub async fn run(
         .layer(edge::EdgeLayer)
         .layer(auth::AuthLayer::new(config.tokens.clone()))
         .layer(admission::AdmissionLayer::new(limits.max_concurrent_calls))
-        .add_service(health_service)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
+        .add_service(compressed!(health_service))
+        .add_service(compressed!(reflection().build_v1()?))
+        .add_service(compressed!(reflection().build_v1alpha()?))
         .add_service(api)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener)
@@ -297,7 +260,7 @@ pub async fn run(
     // Not serving from now on, whatever the database says.
     health_stop.cancel();
     let _ = health_task.await;
-    set_health(&health, ServingStatus::NotServing).await;
+    health.set(ServingStatus::NotServing);
     // End every watch stream now (UNAVAILABLE, naming the last revision it sent), so the
     // graceful stop below only waits for unary calls.
     executions.close_watches();
