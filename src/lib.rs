@@ -46,12 +46,13 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     use anyhow::Context;
     // Settings first: a refusal to start should not wait for a database.
     let server_config = args.server_config()?;
-    let db = db::Database::connect(&args.database_url, args.db_max_connections)
-        .await
-        .with_context(|| format!("cannot open the database at {}", redact(&args.database_url)))?;
+    // The port before the database: a busy port is refused before any migration runs.
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let db = db::Database::connect(&args.database_url, args.db_max_connections)
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact(&args.database_url)))?;
     let executions =
         service::Executions::new(db, changes::ChangeHub::default(), args.watch_settings());
     grpc::run(server_config, executions, listener, shutdown_signal()).await

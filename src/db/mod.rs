@@ -42,6 +42,10 @@ pub struct Database {
     /// in-process lock around every write transaction makes SQLite writers queue instead.
     /// PostgreSQL needs none: its writers lock the execution row (`SELECT ... FOR UPDATE`).
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// SQLite: an exclusive lock on the database file, held while this server runs, so
+    /// that a second server on the same file refuses to start (its watchers would never
+    /// hear of the first one's changes, which are announced in-process only).
+    _sqlite_owner: Option<Arc<std::fs::File>>,
 }
 
 /// Held for the length of one write transaction (a no-op on PostgreSQL).
@@ -64,12 +68,13 @@ impl Database {
                     .foreign_keys(true)
             });
         let conn = sea_orm::Database::connect(options).await?;
+        let sqlite = conn.get_database_backend() == DatabaseBackend::Sqlite;
+        let sqlite_owner = if sqlite { own_sqlite_file(url)? } else { None };
         migrate(&conn).await?;
-        let sqlite_writer =
-            (conn.get_database_backend() == DatabaseBackend::Sqlite).then(Arc::default);
         Ok(Self {
             conn,
-            sqlite_writer,
+            sqlite_writer: sqlite.then(Arc::default),
+            _sqlite_owner: sqlite_owner.map(Arc::new),
         })
     }
 
@@ -155,6 +160,35 @@ impl Database {
     /// Closes the pool.
     pub async fn close(self) -> Result<(), DbErr> {
         self.conn.close().await
+    }
+}
+
+/// Takes an exclusive lock on the SQLite file of `url` (which connecting created), or
+/// fails naming the file when another process holds it. `None` for an in-memory database.
+///
+/// The lock is `flock`, on a handle of our own: SQLite's own locks are `fcntl` locks,
+/// which it neither sees nor disturbs.
+fn own_sqlite_file(url: &str) -> Result<Option<std::fs::File>, DbErr> {
+    use std::str::FromStr;
+    let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .map_err(|err| DbErr::Custom(format!("bad SQLite URL: {err}")))?;
+    let path = options.get_filename();
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return Ok(None);
+    }
+    let refused = |why: String| DbErr::Custom(why);
+    let file = std::fs::File::open(path)
+        .map_err(|err| refused(format!("cannot open {} to lock it: {err}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(refused(format!(
+            "another executions server is serving the SQLite file {}: one server per SQLite \
+             file (stop the other one, or use PostgreSQL for several replicas)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(err)) => {
+            Err(refused(format!("cannot lock {}: {err}", path.display())))
+        }
     }
 }
 
