@@ -74,7 +74,9 @@ pub enum Error {
     },
     /// The server is running as many calls as it may; the caller should back off and
     /// retry (here or on another replica).
-    #[error("server overloaded: {limit} calls in flight; retry with backoff")]
+    #[error(
+        "overloaded: {limit} calls in flight, the most allowed; retry with backoff, or on another replica"
+    )]
     Overloaded {
         /// The configured limit.
         limit: usize,

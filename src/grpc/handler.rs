@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::admission::{Admission, Slot};
 use super::metrics::Metrics;
 use super::render_cache::RenderCache;
 use super::to_proto::Presentation;
@@ -25,25 +26,32 @@ pub struct ExecutionApi {
     renders: RenderCache,
     metrics: Arc<Metrics>,
     max_message_bytes: usize,
+    admission: Admission,
 }
 
 impl ExecutionApi {
     /// Serves `executions`, writing times in `default_zone` unless a request names one,
     /// counting database errors in `metrics`, and refusing executions that could outgrow
-    /// `max_message_bytes`.
+    /// `max_message_bytes`, working on at most `max_concurrent_calls` calls at once.
     pub fn new(
         executions: Executions,
         default_zone: Tz,
         metrics: Arc<Metrics>,
-        max_message_bytes: usize,
+        limits: &super::Limits,
     ) -> Self {
         Self {
             executions,
             default_zone,
             renders: RenderCache::default(),
             metrics,
-            max_message_bytes,
+            max_message_bytes: limits.max_message_bytes,
+            admission: Admission::new(limits.max_concurrent_calls),
         }
+    }
+
+    /// A slot for working on `request`, whose message has arrived (see `admission`).
+    fn admit<T>(&self, request: &Request<T>) -> Result<Slot, Status> {
+        Ok(self.admission.admit(request.remote_addr())?)
     }
 
     /// A use case's error on the wire; database errors are counted on the way.
@@ -84,6 +92,7 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::GetExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
+        let _slot = self.admit(&request)?;
         let caller = caller::of(&request);
         let req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &req.time_zone)?;
@@ -100,6 +109,7 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::ListExecutionsRequest>,
     ) -> Result<Response<pb::ListExecutionsResponse>, Status> {
+        let _slot = self.admit(&request)?;
         let caller = caller::of(&request);
         let req = request.into_inner();
         let zone = from_proto::time_zone(&req.time_zone, self.default_zone)?;
@@ -124,6 +134,7 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::StopExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
+        let _slot = self.admit(&request)?;
         let caller = caller::of(&request);
         let req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &req.time_zone)?;
@@ -143,6 +154,7 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::WatchExecutionRequest>,
     ) -> Result<Response<Self::WatchExecutionStream>, Status> {
+        let _slot = self.admit(&request)?;
         let caller = caller::of(&request);
         let req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &req.time_zone)?;
@@ -172,6 +184,7 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::StartExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
+        let _slot = self.admit(&request)?;
         let caller = caller::of(&request);
         let mut req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &std::mem::take(&mut req.time_zone))?;
@@ -189,6 +202,7 @@ impl ExecutionService for ExecutionApi {
         &self,
         request: Request<pb::UpdateActionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
+        let _slot = self.admit(&request)?;
         let caller = caller::of(&request);
         let req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &req.time_zone)?;

@@ -3,7 +3,8 @@
 //!
 //! Every call passes, outermost first: `telemetry` (span, log line, metrics), `edge`
 //! (deadlines, and every error settled: its code, an ErrorInfo, a bounded message),
-//! [`auth`] (bearer tokens and roles), `admission` (load shedding), then its handler. TLS,
+//! [`auth`] (bearer tokens and roles), then its handler, which takes a slot from
+//! `admission` (load shedding) once its request has arrived. TLS,
 //! message-size limits, HTTP/2 stream limits and keepalive are the transport's settings.
 
 mod admission;
@@ -196,7 +197,7 @@ pub async fn run(
         executions.clone(),
         config.default_time_zone,
         metrics.clone(),
-        limits.max_message_bytes,
+        limits,
     ))
     .max_decoding_message_size(limits.max_message_bytes)
     .max_encoding_message_size(limits.max_message_bytes);
@@ -215,7 +216,6 @@ pub async fn run(
         .layer(telemetry::TelemetryLayer::new(metrics))
         .layer(edge::EdgeLayer)
         .layer(auth::AuthLayer::new(config.tokens.clone()))
-        .layer(admission::AdmissionLayer::new(limits.max_concurrent_calls))
         .add_service(compressed!(health_service))
         .add_service(compressed!(reflection().build_v1()?))
         .add_service(compressed!(reflection().build_v1alpha()?))
