@@ -114,6 +114,13 @@ pub struct ServeArgs {
     /// Seconds a ping may go unanswered before the connection is closed.
     #[arg(long, env = "EXECUTIONS_KEEPALIVE_TIMEOUT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub keepalive_timeout: u64,
+    /// Most connections open at once (kept below the file-descriptor limit); past it new
+    /// connections are closed at once.
+    #[arg(long, env = "EXECUTIONS_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Seconds a new connection has to send its first bytes (HTTP/2 preface, TLS hello).
+    #[arg(long, env = "EXECUTIONS_HANDSHAKE_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub handshake_timeout: u64,
     /// Address to serve Prometheus metrics on (`GET /metrics`); off when not set.
     #[arg(long, env = "EXECUTIONS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -169,6 +176,8 @@ impl ServeArgs {
                     .unwrap_or(usize::MAX),
                 keepalive_interval: Duration::from_secs(self.keepalive_interval),
                 keepalive_timeout: Duration::from_secs(self.keepalive_timeout),
+                max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+                handshake_timeout: Duration::from_secs(self.handshake_timeout),
             },
             metrics_listen: self.metrics_listen,
         })

@@ -15,6 +15,7 @@ mod edge;
 mod from_proto;
 mod handler;
 mod health;
+mod incoming;
 pub mod methods;
 pub mod metrics;
 mod render_cache;
@@ -32,7 +33,6 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
@@ -112,6 +112,10 @@ pub struct Limits {
     pub keepalive_interval: Duration,
     /// How long a ping may go unanswered before the connection is closed.
     pub keepalive_timeout: Duration,
+    /// Most connections open at once (lowered to fit the file-descriptor limit).
+    pub max_connections: usize,
+    /// Time a new connection has to send its first bytes (HTTP/2 preface or TLS hello).
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -122,6 +126,8 @@ impl Default for Limits {
             max_concurrent_calls: 1024,
             keepalive_interval: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(20),
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -221,9 +227,19 @@ pub async fn run(
         .add_service(compressed!(reflection().build_v1alpha()?))
         .add_service(api)
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener)
-                .with_nodelay(Some(true))
-                .with_keepalive(Some(limits.keepalive_interval)),
+            incoming::accept(
+                listener,
+                incoming::ConnectionLimits {
+                    max_connections: incoming::fit_to_descriptor_limit(limits.max_connections),
+                    handshake_timeout: limits.handshake_timeout,
+                    // The server pings a connection idle for the keepalive interval; a
+                    // live client answers within the keepalive timeout.
+                    idle_timeout: limits.keepalive_interval
+                        + limits.keepalive_timeout
+                        + Duration::from_secs(1),
+                    tcp_keepalive: limits.keepalive_interval,
+                },
+            ),
             async {
                 let _ = stopped.await;
             },
