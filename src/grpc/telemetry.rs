@@ -7,11 +7,17 @@
 //! message, so the response body is watched until it ends: for a watch stream, the
 //! latency is the stream's whole life. Calls refused by the layers inside (tokens, load
 //! shedding) are logged and counted like any other.
+//!
+//! Per-call lines are rate-limited: at most [`RPC_LINES_PER_SECOND`] a second; past that
+//! they are counted, and the count is logged (one WARN line) with the next line that
+//! gets through, so a flood of calls (open-and-cancel churn, say) cannot fill a disk.
+//! Metrics count every call whatever the logs say.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -36,16 +42,63 @@ fn peer<B>(request: &http::Request<B>) -> Option<std::net::SocketAddr> {
         })
 }
 
+/// Most per-call log lines written in one second.
+pub const RPC_LINES_PER_SECOND: u32 = 200;
+
+/// The per-call lines left this second, and those suppressed since the last one written.
+#[derive(Debug)]
+struct LineBudget {
+    state: Mutex<BudgetState>,
+}
+
+#[derive(Debug)]
+struct BudgetState {
+    second_began: Instant,
+    written: u32,
+    suppressed: u64,
+}
+
+impl LineBudget {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(BudgetState {
+                second_began: Instant::now(),
+                written: 0,
+                suppressed: 0,
+            }),
+        }
+    }
+
+    /// `Some(lines suppressed before this one)` when this line may be written.
+    fn take(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.second_began.elapsed() >= Duration::from_secs(1) {
+            state.second_began = Instant::now();
+            state.written = 0;
+        }
+        if state.written >= RPC_LINES_PER_SECOND {
+            state.suppressed += 1;
+            return None;
+        }
+        state.written += 1;
+        Some(std::mem::take(&mut state.suppressed))
+    }
+}
+
 /// The tower layer that gives every call its span, log line and metrics.
 #[derive(Clone, Debug)]
 pub struct TelemetryLayer {
     metrics: Arc<Metrics>,
+    lines: Arc<LineBudget>,
 }
 
 impl TelemetryLayer {
     /// Records calls into `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+        Self {
+            metrics,
+            lines: Arc::new(LineBudget::new()),
+        }
     }
 }
 
@@ -56,6 +109,7 @@ impl<S> Layer<S> for TelemetryLayer {
         Telemetry {
             inner,
             metrics: self.metrics.clone(),
+            lines: self.lines.clone(),
         }
     }
 }
@@ -65,6 +119,7 @@ impl<S> Layer<S> for TelemetryLayer {
 pub struct Telemetry<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    lines: Arc<LineBudget>,
 }
 
 impl<S> Service<http::Request<Body>> for Telemetry<S>
@@ -98,6 +153,7 @@ where
             started: Instant::now(),
             span: span.clone(),
             metrics: self.metrics.clone(),
+            lines: self.lines.clone(),
             done: false,
         };
         // Inside the span: what the inner layers log as they take the call (a refused
@@ -126,6 +182,7 @@ struct CallEnd {
     started: Instant,
     span: tracing::Span,
     metrics: Arc<Metrics>,
+    lines: Arc<LineBudget>,
     done: bool,
 }
 
@@ -140,7 +197,18 @@ impl CallEnd {
         self.span.record("code", code_name);
         self.span.record("latency_ms", latency_ms);
         self.metrics.record_call(self.rpc, code, elapsed);
+        let Some(suppressed) = self.lines.take() else {
+            return;
+        };
         let _inside = self.span.enter();
+        if suppressed > 0 {
+            tracing::warn!(
+                target: "executions::rpc",
+                suppressed,
+                limit_per_second = RPC_LINES_PER_SECOND,
+                "rpc lines suppressed"
+            );
+        }
         tracing::info!(target: "executions::rpc", code = code_name, latency_ms, "rpc");
     }
 }
@@ -202,5 +270,25 @@ impl HttpBody for WatchedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_lines_is_cut_to_the_budget_and_counted() {
+        let budget = LineBudget::new();
+        let written = (0..RPC_LINES_PER_SECOND * 5)
+            .filter(|_| budget.take().is_some())
+            .count();
+        assert_eq!(written, RPC_LINES_PER_SECOND as usize);
+        budget.state.lock().unwrap().second_began -= Duration::from_secs(1);
+        assert_eq!(
+            budget.take(),
+            Some(u64::from(RPC_LINES_PER_SECOND) * 4),
+            "the next line says how many were left out"
+        );
     }
 }
