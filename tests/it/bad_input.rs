@@ -21,7 +21,7 @@ async fn a_message_that_does_not_decode_is_invalid_argument() {
         #[prost(bytes = "vec", tag = "1")]
         id: Vec<u8>,
     }
-    let server = TestServer::sqlite().await;
+    let server = TestServer::builder().start().await;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
         .unwrap()
         .connect()

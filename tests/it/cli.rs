@@ -56,7 +56,7 @@ async fn first_line(child: &mut Child) -> (serde_json::Value, Lines) {
 /// the outcome: 0 completed, 1 failed, 3 stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_cli_exits_with_the_outcome() {
-    let server = TestServer::sqlite().await;
+    let server = TestServer::builder().start().await;
     let mut client = server.client.clone();
     for (outcome, expected_code) in [("complete", 0), ("fail", 1), ("stop", 3)] {
         let e = start(&mut client, outcome, chain(2)).await;
@@ -101,7 +101,7 @@ async fn watch_cli_exits_with_the_outcome() {
 /// it saw, and still ends on the terminal state with exit code 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_cli_resumes_after_a_server_restart() {
-    let server = TestServer::sqlite().await;
+    let server = TestServer::builder().start().await;
     let mut client = server.client.clone();
     let e = start(&mut client, "restart", chain(2)).await;
     update(&mut client, &e.id, "a1", ActionStatus::Running).await;
@@ -109,7 +109,14 @@ async fn watch_cli_resumes_after_a_server_restart() {
     let (snapshot, lines) = first_line(&mut child).await;
     assert_eq!(snapshot["revision"], 2);
 
-    let server = server.restart().await;
+    // Restart: the same database on the same address.
+    let addr = server.addr;
+    let database = server.stop_keeping_database().await;
+    let server = TestServer::builder()
+        .database(database)
+        .addr(addr)
+        .start()
+        .await;
     let mut client = server.client.clone();
     update(&mut client, &e.id, "a1", ActionStatus::Completed).await;
     update(&mut client, &e.id, "a2", ActionStatus::Running).await;
@@ -194,7 +201,7 @@ async fn serve_drains_and_exits_on_sigterm() {
 /// to the end through the API: with no failures, all of them complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_drives_executions_to_completion() {
-    let server = TestServer::sqlite().await;
+    let server = TestServer::builder().start().await;
     let output = tokio::time::timeout(
         Duration::from_secs(60),
         Command::new(env!("CARGO_BIN_EXE_executions"))
@@ -412,14 +419,13 @@ async fn serve_logs_one_json_line_per_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_cli_sends_its_token() {
     use crate::production::{WRITER_TOKEN, bearer, test_tokens};
-    let server = TestServer::sqlite_configured(
-        executions::grpc::ServerConfig {
+    let server = TestServer::builder()
+        .config(executions::grpc::ServerConfig {
             tokens: Some(test_tokens()),
             ..test_config()
-        },
-        Default::default(),
-    )
-    .await;
+        })
+        .start()
+        .await;
     let mut client = server.client.clone();
     let e = client
         .start_execution(bearer(

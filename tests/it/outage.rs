@@ -19,9 +19,14 @@ async fn database_outage_is_unavailable_then_recovers() {
         metrics_listen: Some(([127, 0, 0, 1], metrics_port).into()),
         ..test_config()
     };
-    let Some(server) = TestServer::postgres_configured(config).await else {
+    if !Backend::Postgres.available() {
         return;
-    };
+    }
+    let server = TestServer::builder()
+        .on(Backend::Postgres)
+        .config(config)
+        .start()
+        .await;
     let mut client = server.client.clone();
     let mut health = health_watch(&server, "").await;
     let mut next_health = async || {
@@ -34,8 +39,8 @@ async fn database_outage_is_unavailable_then_recovers() {
     };
     assert_eq!(next_health().await, ServingStatus::Serving);
     let e = start(&mut client, "outage", chain(2)).await;
-    let (admin_url, database) = server.postgres_database().unwrap();
-    let admin = sea_orm::Database::connect(admin_url).await.unwrap();
+    let database = server.postgres().unwrap().name();
+    let admin = server.postgres().unwrap().admin().await;
     let set_connections =
         |allow: bool| format!("ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {allow}");
     admin
@@ -98,12 +103,13 @@ async fn database_outage_is_unavailable_then_recovers() {
 /// migrating instead of racing on the schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_starting_together_migrate_once() {
-    let Some(fresh) = FreshPostgres::create().await else {
+    if !Backend::Postgres.available() {
         return;
-    };
+    }
+    let fresh = PostgresDatabase::create(&this_test()).await;
     let mut starts = Vec::new();
     for _ in 0..4 {
-        let url = fresh.url.clone();
+        let url = fresh.url().to_owned();
         starts.push(tokio::spawn(async move {
             executions::db::Database::connect(&url, 2).await
         }));
@@ -112,5 +118,5 @@ async fn replicas_starting_together_migrate_once() {
         let db = start.await.unwrap().expect("every replica starts");
         db.close().await.unwrap();
     }
-    fresh.drop_database().await;
+    drop(fresh);
 }

@@ -92,11 +92,13 @@ db_tests!(
 /// UNAUTHENTICATED; a reader may read but not write (PERMISSION_DENIED); health answers
 /// without a token; a refused call changes nothing.
 async fn tokens_and_roles_guard_every_call(server: &TestServer) {
-    let server = server
-        .like(ServerConfig {
+    let server = TestServer::builder()
+        .on(server.backend())
+        .config(ServerConfig {
             tokens: Some(test_tokens()),
             ..test_config()
         })
+        .start()
         .await;
     let mut client = server.client.clone();
     let e = start_as(&mut client, WRITER, "guarded", "")
@@ -214,11 +216,13 @@ async fn tokens_and_roles_guard_every_call(server: &TestServer) {
 /// does not exist, List returns `acme`'s executions whatever its filter says, and the
 /// other tenant's execution is left unchanged.
 async fn a_tenant_token_sees_only_its_tenant(server: &TestServer) {
-    let server = server
-        .like(ServerConfig {
+    let server = TestServer::builder()
+        .on(server.backend())
+        .config(ServerConfig {
             tokens: Some(test_tokens()),
             ..test_config()
         })
+        .start()
         .await;
     let mut client = server.client.clone();
     let ours = start_as(&mut client, ACME_WRITER, "ours", "")
@@ -331,7 +335,7 @@ async fn hold_lock(
         .await
         .unwrap();
     let txn = db.begin().await.unwrap();
-    let statement = if server.postgres_database().is_some() {
+    let statement = if server.backend() == Backend::Postgres {
         format!("SELECT 1 FROM executions WHERE id = '{execution_id}' FOR UPDATE")
     } else {
         // Any write statement takes SQLite's one write lock, even one that matches no row.
@@ -346,14 +350,16 @@ async fn hold_lock(
 /// is a watch trying to open, while health checks still get through; the stuck call then
 /// completes.
 async fn load_past_the_limit_is_shed_at_once(server: &TestServer) {
-    let server = server
-        .like(ServerConfig {
+    let server = TestServer::builder()
+        .on(server.backend())
+        .config(ServerConfig {
             limits: Limits {
                 max_concurrent_calls: 1,
                 ..Limits::default()
             },
             ..test_config()
         })
+        .start()
         .await;
     let mut client = server.client.clone();
     let e = start(&mut client, "shed", chain(2)).await;
@@ -430,10 +436,11 @@ async fn a_passed_deadline_cancels_the_database_work(server: &TestServer) {
         asked.elapsed()
     );
 
-    if let Some((admin_url, database)) = server.postgres_database() {
-        let admin = sea_orm::Database::connect(admin_url).await.unwrap();
+    if let Some(database) = server.postgres() {
+        let admin = database.admin().await;
         let waiting = format!(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{database}' AND wait_event_type = 'Lock'"
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+            database.name()
         );
         let mut left = i64::MAX;
         for _ in 0..40 {
@@ -471,15 +478,17 @@ async fn a_passed_deadline_cancels_the_database_work(server: &TestServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_past_the_size_limit_are_refused_both_ways() {
     const LIMIT: usize = 64 * 1024;
-    let roomy = TestServer::sqlite().await;
-    let tight = roomy
-        .another(ServerConfig {
+    let roomy = TestServer::builder().start().await;
+    let tight = TestServer::builder()
+        .same_database_as(&roomy)
+        .config(ServerConfig {
             limits: Limits {
                 max_message_bytes: LIMIT,
                 ..Limits::default()
             },
             ..test_config()
         })
+        .start()
         .await;
     let big_data = || {
         let mut data = std::collections::BTreeMap::new();
@@ -538,17 +547,16 @@ async fn messages_past_the_size_limit_are_refused_both_ways() {
 /// waits (the client queues it) until one of the two ends, then goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_past_the_connection_limit_wait_for_a_free_one() {
-    let server = TestServer::sqlite_configured(
-        ServerConfig {
+    let server = TestServer::builder()
+        .config(ServerConfig {
             limits: Limits {
                 max_concurrent_streams: 2,
                 ..Limits::default()
             },
             ..test_config()
-        },
-        Default::default(),
-    )
-    .await;
+        })
+        .start()
+        .await;
     let mut client = server.client.clone();
     let e = start(&mut client, "streams", chain(2)).await;
     let watch = |mut client: ExecutionServiceClient<Channel>, id: String| async move {
@@ -607,19 +615,18 @@ async fn silent_peer_lifetime(addr: std::net::SocketAddr, patience: Duration) ->
 /// while with the default settings the same silent connection is still open after them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_closes_connections_that_stop_answering() {
-    let quick = TestServer::sqlite_configured(
-        ServerConfig {
+    let quick = TestServer::builder()
+        .config(ServerConfig {
             limits: Limits {
                 keepalive_interval: Duration::from_secs(1),
                 keepalive_timeout: Duration::from_secs(1),
                 ..Limits::default()
             },
             ..test_config()
-        },
-        Default::default(),
-    )
-    .await;
-    let default = TestServer::sqlite().await;
+        })
+        .start()
+        .await;
+    let default = TestServer::builder().start().await;
     let (closed, kept) = tokio::join!(
         silent_peer_lifetime(quick.addr, Duration::from_secs(8)),
         silent_peer_lifetime(default.addr, Duration::from_secs(4)),
@@ -702,14 +709,13 @@ async fn tls_and_mutual_tls_are_served() {
         key_pem: key.clone().into_bytes(),
         client_ca_pem: None,
     };
-    let server = TestServer::sqlite_configured(
-        ServerConfig {
+    let server = TestServer::builder()
+        .config(ServerConfig {
             tls: Some(tls.clone()),
             ..test_config()
-        },
-        Default::default(),
-    )
-    .await;
+        })
+        .start()
+        .await;
     let mut plain = server.client.clone();
     assert!(
         plain
@@ -734,17 +740,16 @@ async fn tls_and_mutual_tls_are_served() {
     assert!(untrusted, "a client that does not trust the CA fails");
     server.stop().await;
 
-    let mutual = TestServer::sqlite_configured(
-        ServerConfig {
+    let mutual = TestServer::builder()
+        .config(ServerConfig {
             tls: Some(TlsSettings {
                 client_ca_pem: Some(pki.ca_pem.clone().into_bytes()),
                 ..tls
             }),
             ..test_config()
-        },
-        Default::default(),
-    )
-    .await;
+        })
+        .start()
+        .await;
     let anonymous = match tls_client(mutual.addr, &pki.ca_pem, None).await {
         Ok(mut client) => client
             .list_executions(pb::ListExecutionsRequest::default())
@@ -805,14 +810,13 @@ pub fn sample(metrics: &str, series: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_scraped_over_http() {
     let port = free_port();
-    let server = TestServer::sqlite_configured(
-        ServerConfig {
+    let server = TestServer::builder()
+        .config(ServerConfig {
             metrics_listen: Some(([127, 0, 0, 1], port).into()),
             ..test_config()
-        },
-        Default::default(),
-    )
-    .await;
+        })
+        .start()
+        .await;
     let mut client = server.client.clone();
     let e = start(&mut client, "metered", chain(2)).await;
     let updated = update(&mut client, &e.id, "a1", ActionStatus::Running).await;
@@ -893,7 +897,7 @@ async fn metrics_are_scraped_over_http() {
 /// A health `Watch` stream sees SERVING, then NOT_SERVING as soon as shutdown begins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_watch_sees_shutdown() {
-    let server = TestServer::sqlite().await;
+    let server = TestServer::builder().start().await;
     let mut health = health_watch(&server, "workflow.executions.v1.ExecutionService").await;
     let first = health.message().await.unwrap().unwrap();
     assert_eq!(first.status(), ServingStatus::Serving);

@@ -393,11 +393,13 @@ async fn changes_reach_local_watchers_without_reading_the_database(server: &Test
 /// interval (1 s here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_come_while_nothing_changes() {
-    let server = TestServer::sqlite_with(WatchSettings {
-        heartbeat: Duration::from_secs(1),
-        ..WatchSettings::default()
-    })
-    .await;
+    let server = TestServer::builder()
+        .watch(WatchSettings {
+            heartbeat: Duration::from_secs(1),
+            ..WatchSettings::default()
+        })
+        .start()
+        .await;
     let mut client = server.client.clone();
     let e = start(&mut client, "quiet", chain(1)).await;
     let mut events = watch(&mut client, &e.id, 0).await.unwrap();
@@ -425,11 +427,13 @@ async fn heartbeats_come_while_nothing_changes() {
 /// makes room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_past_the_limit_are_resource_exhausted() {
-    let server = TestServer::sqlite_with(WatchSettings {
-        max_watches: 2,
-        ..WatchSettings::default()
-    })
-    .await;
+    let server = TestServer::builder()
+        .watch(WatchSettings {
+            max_watches: 2,
+            ..WatchSettings::default()
+        })
+        .start()
+        .await;
     let mut client = server.client.clone();
     let e = start(&mut client, "capped", chain(1)).await;
     let mut first = watch(&mut client, &e.id, 0).await.unwrap();
@@ -456,7 +460,7 @@ async fn watches_past_the_limit_are_resource_exhausted() {
 /// it sent, and the server exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_every_stream_with_unavailable() {
-    let server = TestServer::sqlite().await;
+    let server = TestServer::builder().start().await;
     let mut client = server.client.clone();
     let e = start(&mut client, "shutdown", chain(2)).await;
     update(&mut client, &e.id, "a1", ActionStatus::Running).await;
@@ -498,18 +502,23 @@ async fn shutdown_ends_every_stream_with_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn changes_reach_watchers_on_another_replica_even_across_a_lost_connection() {
     use sea_orm::ConnectionTrait;
-    let Some(a) = TestServer::postgres().await else {
+    if !Backend::Postgres.available() {
         return;
-    };
+    }
+    let a = TestServer::builder().on(Backend::Postgres).start().await;
     // B connects as its own user, so that B alone can be cut off from the database.
-    let (admin_url, database) = a.postgres_database().unwrap();
-    let admin = sea_orm::Database::connect(admin_url).await.unwrap();
+    let database = a.postgres().unwrap().name();
+    let admin = a.postgres().unwrap().admin().await;
     let b_user = format!("{database}_b");
     admin
         .execute_unprepared(&format!("CREATE ROLE \"{b_user}\" LOGIN SUPERUSER"))
         .await
         .unwrap();
-    let b = a.replica_as(&b_user).await;
+    let b = TestServer::builder()
+        .same_database_as(&a)
+        .connect_as(&b_user)
+        .start()
+        .await;
     let mut through_a = a.client.clone();
     let mut on_b = b.client.clone();
     const ACTIONS: usize = 40;
