@@ -4,9 +4,7 @@
 use crate::db_tests;
 use crate::harness::*;
 use executions::proto::v1 as pb;
-use executions::proto::v1::execution_service_client::ExecutionServiceClient;
 use tonic::Code::InvalidArgument;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 db_tests!(every_bad_request_is_refused_and_changes_nothing);
@@ -79,7 +77,7 @@ fn case(
     }
 }
 
-async fn invoke(client: &mut ExecutionServiceClient<Channel>, call: Call) -> Result<(), Status> {
+async fn invoke(client: &mut Client, call: Call) -> Result<(), Status> {
     match call {
         Call::Get(r) => client.get_execution(r).await.map(drop),
         Call::List(r) => client.list_executions(r).await.map(drop),
@@ -90,7 +88,7 @@ async fn invoke(client: &mut ExecutionServiceClient<Channel>, call: Call) -> Res
 }
 
 /// Everything stored, in full.
-async fn snapshot(client: &mut ExecutionServiceClient<Channel>) -> Vec<pb::Execution> {
+async fn snapshot(client: &mut Client) -> Vec<pb::Execution> {
     client
         .list_executions(pb::ListExecutionsRequest {
             page_size: 500,
@@ -155,11 +153,7 @@ async fn every_bad_request_is_refused_and_changes_nothing(server: &TestServer) {
 
     // A running execution with an action in each status: account COMPLETED, laptop FAILED,
     // welcome SCHEDULED, workspace RUNNING, notify IDLE (and not ready).
-    let running = client
-        .start_execution(example("fork_join.json"))
-        .await
-        .unwrap()
-        .into_inner();
+    let running = start_example(&mut client, "fork_join.json").await;
     let r = running.id.clone();
     for (node, status) in [
         ("account", Running),
@@ -175,10 +169,7 @@ async fn every_bad_request_is_refused_and_changes_nothing(server: &TestServer) {
     update(&mut client, &completed.id, "a1", Completed).await;
     let stopped = start(&mut client, "halted", chain(2)).await;
     client
-        .stop_execution(pb::StopExecutionRequest {
-            id: stopped.id.clone(),
-            ..Default::default()
-        })
+        .stop_execution(stop_request(&stopped.id, ""))
         .await
         .unwrap();
     let token = client

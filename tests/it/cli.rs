@@ -76,10 +76,7 @@ async fn watch_cli_exits_with_the_outcome() {
             }
             _ => {
                 client
-                    .stop_execution(pb::StopExecutionRequest {
-                        id: e.id.clone(),
-                        ..Default::default()
-                    })
+                    .stop_execution(stop_request(&e.id, ""))
                     .await
                     .unwrap();
             }
@@ -159,14 +156,11 @@ async fn serve_drains_and_exits_on_sigterm() {
     let mut client = connect_when_up(&addr).await;
     let e = start(&mut client, "sigterm", chain(1)).await;
     let mut events = client
-        .watch_execution(pb::WatchExecutionRequest {
-            id: e.id.clone(),
-            ..Default::default()
-        })
+        .watch_execution(watch_request(&e.id))
         .await
         .unwrap()
         .into_inner();
-    let snapshot = events.message().await.unwrap().unwrap();
+    let snapshot = next_within(&mut events, 10).await.unwrap().unwrap();
     assert_eq!(snapshot.revision, 1);
 
     let killed = std::process::Command::new("kill")
@@ -175,10 +169,7 @@ async fn serve_drains_and_exits_on_sigterm() {
         .unwrap();
     assert!(killed.success());
     let started = std::time::Instant::now();
-    let err = tokio::time::timeout(Duration::from_secs(10), events.message())
-        .await
-        .expect("the watch ends")
-        .unwrap_err();
+    let err = next_within(&mut events, 10).await.unwrap_err();
     assert_error(&err, tonic::Code::Unavailable, "SERVER_SHUTTING_DOWN", None);
     assert!(
         err.message().contains("last revision sent: 1"),
@@ -249,14 +240,9 @@ async fn demo_drives_executions_to_completion() {
 }
 
 /// Waits until a server on `addr` answers, and returns a client of it.
-async fn connect_when_up(
-    addr: &str,
-) -> pb::execution_service_client::ExecutionServiceClient<tonic::transport::Channel> {
+async fn connect_when_up(addr: &str) -> Client {
     for _ in 0..100 {
-        if let Ok(client) =
-            pb::execution_service_client::ExecutionServiceClient::connect(format!("http://{addr}"))
-                .await
-        {
+        if let Ok(client) = Client::connect(format!("http://{addr}")).await {
             return client;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -334,18 +320,10 @@ async fn serve_refuses_to_expose_an_unauthenticated_api() {
 /// token appears nowhere in the logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_logs_one_json_line_per_call() {
-    use sha2::Digest;
     let dir = tempfile::tempdir().unwrap();
     let token = "log-test-token-4411";
     let tokens = dir.path().join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        format!(
-            "[[tokens]]\nname = \"ops\"\nsha256 = \"{}\"\nrole = \"writer\"\n",
-            hex::encode(sha2::Sha256::digest(token.as_bytes()))
-        ),
-    )
-    .unwrap();
+    std::fs::write(&tokens, token_entry("ops", token, "writer", None)).unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let server = serve(
@@ -363,13 +341,7 @@ async fn serve_logs_one_json_line_per_call() {
     .spawn()
     .unwrap();
     let mut client = connect_when_up(&listen).await;
-    let mut request = tonic::Request::new(pb::GetExecutionRequest {
-        id: "01890a5d-ac96-774b-bcce-b302099a8057".into(),
-        ..Default::default()
-    });
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let request = bearer(token, get_request("01890a5d-ac96-774b-bcce-b302099a8057"));
     let err = client.get_execution(request).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let refused = client
@@ -418,14 +390,7 @@ async fn serve_logs_one_json_line_per_call() {
 /// at once with exit code 4, saying why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_cli_sends_its_token() {
-    use crate::production::{WRITER_TOKEN, bearer, test_tokens};
-    let server = TestServer::builder()
-        .config(executions::grpc::ServerConfig {
-            tokens: Some(test_tokens()),
-            ..test_config()
-        })
-        .start()
-        .await;
+    let server = TestServer::builder().config(tokens_config()).start().await;
     let mut client = server.client.clone();
     let e = client
         .start_execution(bearer(

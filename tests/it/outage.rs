@@ -30,9 +30,8 @@ async fn database_outage_is_unavailable_then_recovers() {
     let mut client = server.client.clone();
     let mut health = health_watch(&server, "").await;
     let mut next_health = async || {
-        tokio::time::timeout(std::time::Duration::from_secs(10), health.message())
+        next_within(&mut health, 10)
             .await
-            .expect("a health message within 10 s")
             .unwrap()
             .unwrap()
             .status()
@@ -55,13 +54,7 @@ async fn database_outage_is_unavailable_then_recovers() {
         .unwrap();
 
     for attempt in 0..3 {
-        let err = client
-            .get_execution(executions::proto::v1::GetExecutionRequest {
-                id: e.id.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_err();
+        let err = client.get_execution(get_request(&e.id)).await.unwrap_err();
         assert_error(&err, Code::Unavailable, "DATABASE_UNAVAILABLE", None);
         assert!(
             !err.message().contains("SQL"),
@@ -80,8 +73,8 @@ async fn database_outage_is_unavailable_then_recovers() {
     assert_error(&err, Code::Unavailable, "DATABASE_UNAVAILABLE", None);
     assert_health(&server, ServingStatus::NotServing).await;
     assert_eq!(next_health().await, ServingStatus::NotServing);
-    let metrics = crate::production::http_get(metrics_port, "/metrics").await;
-    let errors = crate::production::sample(&metrics, "executions_database_errors_total");
+    let metrics = http_get(metrics_port, "/metrics").await;
+    let errors = sample(&metrics, "executions_database_errors_total");
     assert!(errors.is_some_and(|n| n >= 4.0), "{metrics}");
 
     admin

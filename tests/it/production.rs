@@ -3,83 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-use executions::grpc::{Limits, ServerConfig, TlsSettings, Tokens};
+use executions::grpc::{Limits, ServerConfig, TlsSettings};
 use executions::proto::v1 as pb;
-use executions::proto::v1::execution_service_client::ExecutionServiceClient;
-use sea_orm::{ConnectionTrait, TransactionTrait};
-use sha2::{Digest, Sha256};
+use sea_orm::ConnectionTrait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::db_tests;
 use crate::harness::*;
-
-const WRITER: &str = WRITER_TOKEN;
-/// The token of the unconfined writer in [`test_tokens`].
-pub const WRITER_TOKEN: &str = "writer-token-0f3a";
-const READER: &str = "reader-token-77c1";
-const ACME_WRITER: &str = "acme-writer-token-5d2e";
-const ACME_READER: &str = "acme-reader-token-9b40";
-
-/// A tokens file with a writer and a reader for every tenant, and a writer and a reader
-/// confined to tenant `acme`.
-pub fn test_tokens() -> Tokens {
-    let entry = |name: &str, token: &str, role: &str, user_key: Option<&str>| {
-        let digest = hex::encode(Sha256::digest(token.as_bytes()));
-        let tenant = user_key.map_or(String::new(), |k| format!("user_key = \"{k}\"\n"));
-        format!(
-            "[[tokens]]\nname = \"{name}\"\nsha256 = \"{digest}\"\nrole = \"{role}\"\n{tenant}\n"
-        )
-    };
-    let file = [
-        entry("ops", WRITER, "writer", None),
-        entry("dashboards", READER, "reader", None),
-        entry("acme-engine", ACME_WRITER, "writer", Some("acme")),
-        entry("acme-dashboard", ACME_READER, "reader", Some("acme")),
-    ]
-    .concat();
-    Tokens::parse(&file).expect("tokens file")
-}
-
-/// `message` with `authorization: Bearer token`.
-pub fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header value"),
-    );
-    request
-}
-
-fn get_request(id: &str) -> pb::GetExecutionRequest {
-    pb::GetExecutionRequest {
-        id: id.into(),
-        ..Default::default()
-    }
-}
-
-fn start_request(key: &str, user_key: &str) -> pb::StartExecutionRequest {
-    pb::StartExecutionRequest {
-        key: key.into(),
-        name: key.into(),
-        user_key: user_key.into(),
-        template: Some(chain(2)),
-        ..Default::default()
-    }
-}
-
-async fn start_as(
-    client: &mut ExecutionServiceClient<Channel>,
-    token: &str,
-    key: &str,
-    user_key: &str,
-) -> Result<pb::Execution, tonic::Status> {
-    client
-        .start_execution(bearer(token, start_request(key, user_key)))
-        .await
-        .map(tonic::Response::into_inner)
-}
 
 db_tests!(
     tokens_and_roles_guard_every_call,
@@ -94,48 +26,31 @@ db_tests!(
 async fn tokens_and_roles_guard_every_call(server: &TestServer) {
     let server = TestServer::builder()
         .on(server.backend())
-        .config(ServerConfig {
-            tokens: Some(test_tokens()),
-            ..test_config()
-        })
+        .config(tokens_config())
         .start()
         .await;
     let mut client = server.client.clone();
-    let e = start_as(&mut client, WRITER, "guarded", "")
+    let e = start_as(&mut client, WRITER_TOKEN, "guarded", "")
         .await
         .expect("a writer starts");
 
     for token in [
         None,
         Some("not-a-known-token"),
-        Some(WRITER.to_uppercase().as_str()),
+        Some(WRITER_TOKEN.to_uppercase().as_str()),
     ] {
-        let wrap = |message| match token {
-            Some(token) => bearer(token, message),
-            None => tonic::Request::new(message),
-        };
         let err = client
-            .get_execution(wrap(get_request(&e.id)))
+            .get_execution(maybe_bearer(token, get_request(&e.id)))
             .await
             .unwrap_err();
         assert_error(&err, Code::Unauthenticated, "UNAUTHENTICATED", None);
         let err = client
-            .start_execution(match token {
-                Some(token) => bearer(token, start_request("intruder", "")),
-                None => tonic::Request::new(start_request("intruder", "")),
-            })
+            .start_execution(maybe_bearer(token, start_request_for("intruder", "")))
             .await
             .unwrap_err();
         assert_error(&err, Code::Unauthenticated, "UNAUTHENTICATED", None);
-        let watch = pb::WatchExecutionRequest {
-            id: e.id.clone(),
-            ..Default::default()
-        };
         let err = client
-            .watch_execution(match token {
-                Some(token) => bearer(token, watch),
-                None => tonic::Request::new(watch),
-            })
+            .watch_execution(maybe_bearer(token, watch_request(&e.id)))
             .await
             .unwrap_err();
         assert_error(&err, Code::Unauthenticated, "UNAUTHENTICATED", None);
@@ -143,54 +58,40 @@ async fn tokens_and_roles_guard_every_call(server: &TestServer) {
 
     // A reader reads, lists and watches ...
     let read = client
-        .get_execution(bearer(READER, get_request(&e.id)))
+        .get_execution(bearer(READER_TOKEN, get_request(&e.id)))
         .await
         .expect("a reader gets")
         .into_inner();
     assert_eq!(read.revision, 1);
     let page = client
-        .list_executions(bearer(READER, pb::ListExecutionsRequest::default()))
+        .list_executions(bearer(READER_TOKEN, pb::ListExecutionsRequest::default()))
         .await
         .expect("a reader lists")
         .into_inner();
     assert_eq!(page.executions.len(), 1);
     let mut watch = client
-        .watch_execution(bearer(
-            READER,
-            pb::WatchExecutionRequest {
-                id: e.id.clone(),
-                ..Default::default()
-            },
-        ))
+        .watch_execution(bearer(READER_TOKEN, watch_request(&e.id)))
         .await
         .expect("a reader watches")
         .into_inner();
-    let snapshot = tokio::time::timeout(Duration::from_secs(10), watch.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let snapshot = next_within(&mut watch, 10).await.unwrap().unwrap();
     assert_eq!(snapshot.revision, 1);
 
     // ... but changes nothing.
-    let err = start_as(&mut client, READER, "by-reader", "")
+    let err = start_as(&mut client, READER_TOKEN, "by-reader", "")
         .await
         .unwrap_err();
     assert_error(&err, Code::PermissionDenied, "READ_ONLY_TOKEN", None);
     let err = client
-        .update_action(bearer(READER, report(&e.id, "a1", ActionStatus::Running)))
-        .await
-        .unwrap_err();
-    assert_error(&err, Code::PermissionDenied, "READ_ONLY_TOKEN", None);
-    let err = client
-        .stop_execution(bearer(
-            READER,
-            pb::StopExecutionRequest {
-                id: e.id.clone(),
-                reason: "not allowed".into(),
-                ..Default::default()
-            },
+        .update_action(bearer(
+            READER_TOKEN,
+            report(&e.id, "a1", ActionStatus::Running),
         ))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::PermissionDenied, "READ_ONLY_TOKEN", None);
+    let err = client
+        .stop_execution(bearer(READER_TOKEN, stop_request(&e.id, "not allowed")))
         .await
         .unwrap_err();
     assert_error(&err, Code::PermissionDenied, "READ_ONLY_TOKEN", None);
@@ -199,7 +100,7 @@ async fn tokens_and_roles_guard_every_call(server: &TestServer) {
     assert_health(&server, ServingStatus::Serving).await;
 
     let after = client
-        .list_executions(bearer(WRITER, pb::ListExecutionsRequest::default()))
+        .list_executions(bearer(WRITER_TOKEN, pb::ListExecutionsRequest::default()))
         .await
         .unwrap()
         .into_inner();
@@ -218,30 +119,27 @@ async fn tokens_and_roles_guard_every_call(server: &TestServer) {
 async fn a_tenant_token_sees_only_its_tenant(server: &TestServer) {
     let server = TestServer::builder()
         .on(server.backend())
-        .config(ServerConfig {
-            tokens: Some(test_tokens()),
-            ..test_config()
-        })
+        .config(tokens_config())
         .start()
         .await;
     let mut client = server.client.clone();
-    let ours = start_as(&mut client, ACME_WRITER, "ours", "")
+    let ours = start_as(&mut client, ACME_WRITER_TOKEN, "ours", "")
         .await
         .expect("acme starts");
     assert_eq!(
         ours.user_key, "acme",
         "a confined token creates in its tenant"
     );
-    let theirs = start_as(&mut client, WRITER, "theirs", "globex")
+    let theirs = start_as(&mut client, WRITER_TOKEN, "theirs", "globex")
         .await
         .expect("ops starts for globex");
 
-    let err = start_as(&mut client, ACME_WRITER, "smuggled", "globex")
+    let err = start_as(&mut client, ACME_WRITER_TOKEN, "smuggled", "globex")
         .await
         .unwrap_err();
     assert_error(&err, Code::PermissionDenied, "OTHER_TENANT", None);
 
-    for token in [ACME_READER, ACME_WRITER] {
+    for token in [ACME_READER_TOKEN, ACME_WRITER_TOKEN] {
         for id in [&theirs.id, &theirs.hashid] {
             let err = client
                 .get_execution(bearer(token, get_request(id)))
@@ -249,13 +147,7 @@ async fn a_tenant_token_sees_only_its_tenant(server: &TestServer) {
                 .unwrap_err();
             assert_error(&err, Code::NotFound, "EXECUTION_NOT_FOUND", None);
             let err = client
-                .watch_execution(bearer(
-                    token,
-                    pb::WatchExecutionRequest {
-                        id: id.clone(),
-                        ..Default::default()
-                    },
-                ))
+                .watch_execution(bearer(token, watch_request(id)))
                 .await
                 .unwrap_err();
             assert_error(&err, Code::NotFound, "EXECUTION_NOT_FOUND", None);
@@ -277,7 +169,7 @@ async fn a_tenant_token_sees_only_its_tenant(server: &TestServer) {
     // The same answer as for an id that does not exist.
     let unknown = client
         .get_execution(bearer(
-            ACME_READER,
+            ACME_READER_TOKEN,
             get_request("01890a5d-ac96-774b-bcce-b302099a8057"),
         ))
         .await
@@ -286,7 +178,7 @@ async fn a_tenant_token_sees_only_its_tenant(server: &TestServer) {
 
     let err = client
         .update_action(bearer(
-            ACME_WRITER,
+            ACME_WRITER_TOKEN,
             report(&theirs.id, "a1", ActionStatus::Running),
         ))
         .await
@@ -294,18 +186,14 @@ async fn a_tenant_token_sees_only_its_tenant(server: &TestServer) {
     assert_error(&err, Code::NotFound, "EXECUTION_NOT_FOUND", None);
     let err = client
         .stop_execution(bearer(
-            ACME_WRITER,
-            pb::StopExecutionRequest {
-                id: theirs.id.clone(),
-                reason: "not ours".into(),
-                ..Default::default()
-            },
+            ACME_WRITER_TOKEN,
+            stop_request(&theirs.id, "not ours"),
         ))
         .await
         .unwrap_err();
     assert_error(&err, Code::NotFound, "EXECUTION_NOT_FOUND", None);
     let untouched = client
-        .get_execution(bearer(WRITER, get_request(&theirs.id)))
+        .get_execution(bearer(WRITER_TOKEN, get_request(&theirs.id)))
         .await
         .unwrap()
         .into_inner();
@@ -315,7 +203,7 @@ async fn a_tenant_token_sees_only_its_tenant(server: &TestServer) {
     // Its own executions work as usual.
     let moved = client
         .update_action(bearer(
-            ACME_WRITER,
+            ACME_WRITER_TOKEN,
             report(&ours.id, "a1", ActionStatus::Running),
         ))
         .await
@@ -323,26 +211,6 @@ async fn a_tenant_token_sees_only_its_tenant(server: &TestServer) {
         .into_inner();
     assert_eq!(moved.revision, 2);
     server.stop().await;
-}
-
-/// Holds the database's write lock (SQLite) or the execution's row lock (PostgreSQL) from
-/// outside the server, so a change of it waits, until the transaction is dropped.
-async fn hold_lock(
-    server: &TestServer,
-    execution_id: &str,
-) -> (sea_orm::DatabaseConnection, sea_orm::DatabaseTransaction) {
-    let db = sea_orm::Database::connect(server.database_url())
-        .await
-        .unwrap();
-    let txn = db.begin().await.unwrap();
-    let statement = if server.backend() == Backend::Postgres {
-        format!("SELECT 1 FROM executions WHERE id = '{execution_id}' FOR UPDATE")
-    } else {
-        // Any write statement takes SQLite's one write lock, even one that matches no row.
-        "DELETE FROM executions WHERE seq = -1".to_owned()
-    };
-    txn.execute_unprepared(&statement).await.unwrap();
-    (db, txn)
 }
 
 /// With one call allowed at a time and that one stuck behind a lock, the next unary call
@@ -389,10 +257,7 @@ async fn load_past_the_limit_is_shed_at_once(server: &TestServer) {
         asked.elapsed()
     );
     let err = client
-        .watch_execution(pb::WatchExecutionRequest {
-            id: e.id.clone(),
-            ..Default::default()
-        })
+        .watch_execution(watch_request(&e.id))
         .await
         .unwrap_err();
     assert_error(&err, Code::ResourceExhausted, "OVERLOADED", None);
@@ -497,7 +362,7 @@ async fn messages_past_the_size_limit_are_refused_both_ways() {
     };
 
     let mut tight_client = tight.client.clone();
-    let mut request = start_request("too-big", "");
+    let mut request = start_request_for("too-big", "");
     request.execution_data = Some(big_data());
     let err = tight_client
         .start_execution(request.clone())
@@ -559,15 +424,12 @@ async fn streams_past_the_connection_limit_wait_for_a_free_one() {
         .await;
     let mut client = server.client.clone();
     let e = start(&mut client, "streams", chain(2)).await;
-    let watch = |mut client: ExecutionServiceClient<Channel>, id: String| async move {
+    let watch = |mut client: Client, id: String| async move {
         let mut stream = client
-            .watch_execution(pb::WatchExecutionRequest {
-                id,
-                ..Default::default()
-            })
+            .watch_execution(watch_request(&id))
             .await?
             .into_inner();
-        stream.message().await?;
+        next_within(&mut stream, 10).await?;
         Ok::<_, tonic::Status>(stream)
     };
     let first = watch(client.clone(), e.id.clone()).await.unwrap();
@@ -683,7 +545,7 @@ async fn tls_client(
     addr: std::net::SocketAddr,
     ca_pem: &str,
     identity: Option<&(String, String)>,
-) -> Result<ExecutionServiceClient<Channel>, tonic::transport::Error> {
+) -> Result<Client, tonic::transport::Error> {
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca_pem))
         .domain_name("localhost");
@@ -694,7 +556,7 @@ async fn tls_client(
         .tls_config(tls)?
         .connect()
         .await?;
-    Ok(ExecutionServiceClient::new(channel))
+    Ok(Client::new(channel))
 }
 
 /// With a certificate and key the server speaks TLS only (a plaintext client fails, a
@@ -776,35 +638,6 @@ async fn tls_and_mutual_tls_are_served() {
     mutual.stop().await;
 }
 
-/// A plain HTTP GET of `path` on `port`; returns the body.
-pub async fn http_get(port: u16, path: &str) -> String {
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics port open");
-    socket
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
-
-/// The value of the sample whose line starts with `series` (name and labels).
-pub fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-}
-
 /// `GET /metrics` on the metrics address shows calls by method and code, latency
 /// histograms, open watches and changes published, as the calls made them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -828,14 +661,11 @@ async fn metrics_are_scraped_over_http() {
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
     let mut watch = client
-        .watch_execution(pb::WatchExecutionRequest {
-            id: e.id.clone(),
-            ..Default::default()
-        })
+        .watch_execution(watch_request(&e.id))
         .await
         .unwrap()
         .into_inner();
-    watch.message().await.unwrap();
+    next_within(&mut watch, 10).await.unwrap();
 
     let text = http_get(port, "/metrics").await;
     let api = "workflow.executions.v1.ExecutionService";
@@ -899,11 +729,11 @@ async fn metrics_are_scraped_over_http() {
 async fn health_watch_sees_shutdown() {
     let server = TestServer::builder().start().await;
     let mut health = health_watch(&server, "workflow.executions.v1.ExecutionService").await;
-    let first = health.message().await.unwrap().unwrap();
+    let first = next_within(&mut health, 10).await.unwrap().unwrap();
     assert_eq!(first.status(), ServingStatus::Serving);
     let watcher = tokio::spawn(async move {
-        let next = tokio::time::timeout(Duration::from_secs(10), health.message()).await;
-        next.expect("a message within 10 s")
+        next_within(&mut health, 10)
+            .await
             .map(|m| m.map(|m| m.status()))
     });
     server.stop().await;

@@ -6,10 +6,8 @@ use std::time::Duration;
 use crate::db_tests;
 use crate::harness::*;
 use executions::proto::v1 as pb;
-use executions::proto::v1::execution_service_client::ExecutionServiceClient;
 use executions::service::WatchSettings;
-use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::Code;
 
 db_tests!(
     the_first_message_is_a_snapshot_then_updates_follow,
@@ -24,72 +22,6 @@ db_tests!(
     changes_reach_local_watchers_without_reading_the_database,
 );
 
-type Events = tonic::Streaming<pb::WatchExecutionResponse>;
-
-/// Opens a watch.
-pub async fn watch(
-    client: &mut ExecutionServiceClient<Channel>,
-    id: &str,
-    since_revision: i64,
-) -> Result<Events, Status> {
-    client
-        .watch_execution(pb::WatchExecutionRequest {
-            id: id.into(),
-            since_revision,
-            ..Default::default()
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
-/// The next message (`Ok(None)` when the stream ended with OK); panics after 20 s.
-pub async fn next(events: &mut Events) -> Result<Option<pb::WatchExecutionResponse>, Status> {
-    tokio::time::timeout(Duration::from_secs(20), events.message())
-        .await
-        .expect("a watch message within 20 s")
-}
-
-/// True when nothing arrives for `wait`.
-async fn silent(events: &mut Events, wait: Duration) -> bool {
-    tokio::time::timeout(wait, events.message()).await.is_err()
-}
-
-/// start -> n parallel actions.
-pub fn fan(n: usize) -> pb::Template {
-    let mut nodes = vec![node("start_of_workflow", "Start")];
-    let mut edges = Vec::new();
-    for i in 0..n {
-        let id = format!("p{i}");
-        nodes.push(node(&id, "Http"));
-        edges.push(edge("start_of_workflow", &id));
-    }
-    pb::Template {
-        nodes,
-        edges,
-        ..Default::default()
-    }
-}
-
-fn kind(m: &pb::WatchExecutionResponse) -> pb::WatchEventKind {
-    m.kind()
-}
-
-/// Checks stream order: every state message carries a revision above the last one; a
-/// heartbeat repeats the last one.
-fn check_order(m: &pb::WatchExecutionResponse, last: &mut i64) {
-    if kind(m) == pb::WatchEventKind::Heartbeat {
-        assert_eq!(m.revision, *last, "a heartbeat names the current revision");
-    } else {
-        assert!(
-            m.revision > *last,
-            "revision {} after {}",
-            m.revision,
-            *last
-        );
-        *last = m.revision;
-    }
-}
-
 /// The first message is a SNAPSHOT of the current state (FULL by default, with sent_at);
 /// each change then arrives as an UPDATE carrying its revision.
 async fn the_first_message_is_a_snapshot_then_updates_follow(server: &TestServer) {
@@ -97,7 +29,7 @@ async fn the_first_message_is_a_snapshot_then_updates_follow(server: &TestServer
     let e = start(&mut client, "watched", chain(2)).await;
     let mut events = watch(&mut client, &e.hashid, 0).await.unwrap();
     let first = next(&mut events).await.unwrap().unwrap();
-    assert_eq!(kind(&first), pb::WatchEventKind::Snapshot);
+    assert_eq!(first.kind(), pb::WatchEventKind::Snapshot);
     assert_eq!(first.revision, 1);
     assert!(first.sent_at.is_some());
     assert_eq!(
@@ -108,7 +40,7 @@ async fn the_first_message_is_a_snapshot_then_updates_follow(server: &TestServer
 
     let updated = update(&mut client, &e.id, "a1", ActionStatus::Running).await;
     let second = next(&mut events).await.unwrap().unwrap();
-    assert_eq!(kind(&second), pb::WatchEventKind::Update);
+    assert_eq!(second.kind(), pb::WatchEventKind::Update);
     assert_eq!(second.revision, 2);
     assert_eq!(second.execution.as_ref(), Some(&updated));
 }
@@ -126,7 +58,7 @@ async fn since_revision_equal_waits_for_the_next_change(server: &TestServer) {
     );
     update(&mut client, &e.id, "a1", ActionStatus::Completed).await;
     let first = next(&mut events).await.unwrap().unwrap();
-    assert_eq!(kind(&first), pb::WatchEventKind::Update);
+    assert_eq!(first.kind(), pb::WatchEventKind::Update);
     assert_eq!(first.revision, 3);
 }
 
@@ -139,7 +71,7 @@ async fn since_revision_below_gets_a_snapshot_and_above_is_out_of_range(server: 
     update(&mut client, &e.id, "a1", ActionStatus::Completed).await;
     let mut events = watch(&mut client, &e.id, 1).await.unwrap();
     let first = next(&mut events).await.unwrap().unwrap();
-    assert_eq!(kind(&first), pb::WatchEventKind::Snapshot);
+    assert_eq!(first.kind(), pb::WatchEventKind::Snapshot);
     assert_eq!(first.revision, 3);
 
     let err = watch(&mut client, &e.id, 4).await.unwrap_err();
@@ -220,7 +152,7 @@ async fn revisions_strictly_increase_under_a_burst_of_concurrent_writers(server:
             Some(m) => {
                 check_order(&m, &mut last);
                 received += 1;
-                if kind(&m) == pb::WatchEventKind::Update
+                if m.kind() == pb::WatchEventKind::Update
                     && m.execution.as_ref().unwrap().status() == ExecutionStatus::Completed
                 {
                     assert!(
@@ -285,11 +217,7 @@ async fn the_stream_ends_ok_after_the_terminal_state(server: &TestServer) {
     let mut events = watch(&mut client, &e.id, 0).await.unwrap();
     next(&mut events).await.unwrap().unwrap();
     client
-        .stop_execution(pb::StopExecutionRequest {
-            id: e.id.clone(),
-            reason: "done".into(),
-            ..Default::default()
-        })
+        .stop_execution(stop_request(&e.id, "done"))
         .await
         .unwrap();
     let last = next(&mut events).await.unwrap().unwrap();
@@ -306,7 +234,7 @@ async fn an_already_terminal_execution_gets_one_snapshot(server: &TestServer) {
     update(&mut client, &e.id, "a1", ActionStatus::Completed).await;
     let mut events = watch(&mut client, &e.id, 0).await.unwrap();
     let only = next(&mut events).await.unwrap().unwrap();
-    assert_eq!(kind(&only), pb::WatchEventKind::Snapshot);
+    assert_eq!(only.kind(), pb::WatchEventKind::Snapshot);
     assert_eq!(only.execution.unwrap().status(), ExecutionStatus::Completed);
     assert!(next(&mut events).await.unwrap().is_none());
     let mut events = watch(&mut client, &e.id, 3).await.unwrap();
@@ -407,7 +335,7 @@ async fn heartbeats_come_while_nothing_changes() {
     let started = std::time::Instant::now();
     for _ in 0..2 {
         let beat = next(&mut events).await.unwrap().unwrap();
-        assert_eq!(kind(&beat), pb::WatchEventKind::Heartbeat);
+        assert_eq!(beat.kind(), pb::WatchEventKind::Heartbeat);
         assert_eq!(beat.revision, 1);
         assert!(beat.execution.is_none());
         assert!(beat.sent_at.is_some());
@@ -534,7 +462,7 @@ async fn changes_reach_watchers_on_another_replica_even_across_a_lost_connection
     update(&mut through_a, &e.id, "p0", ActionStatus::Running).await;
     for events in &mut watchers {
         let m = next(events).await.unwrap().unwrap();
-        assert_eq!((kind(&m), m.revision), (pb::WatchEventKind::Update, 2));
+        assert_eq!((m.kind(), m.revision), (pb::WatchEventKind::Update, 2));
     }
     assert_eq!(
         b.hub.state_reads() - reads_before,

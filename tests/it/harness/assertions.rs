@@ -6,6 +6,15 @@ use tonic_types::StatusExt;
 
 use super::{ActionStatus, ExecutionStatus};
 
+/// The ErrorInfo reason of a status (empty when it has none).
+pub fn error_reason(status: &tonic::Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
+
 /// Asserts a status's code and ErrorInfo reason (domain `executions`), and, when given,
 /// the field its BadRequest violation names.
 pub fn assert_error(status: &tonic::Status, code: tonic::Code, reason: &str, field: Option<&str>) {

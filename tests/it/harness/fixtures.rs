@@ -3,10 +3,13 @@
 use std::path::PathBuf;
 
 use executions::proto::v1 as pb;
-use executions::proto::v1::execution_service_client::ExecutionServiceClient;
-use tonic::transport::Channel;
 
 use super::ActionStatus;
+
+/// A client of the API over one HTTP/2 connection.
+pub type Client = executions::proto::v1::execution_service_client::ExecutionServiceClient<
+    tonic::transport::Channel,
+>;
 
 /// Path of a file under `examples/`.
 pub fn example_path(name: &str) -> PathBuf {
@@ -60,12 +63,69 @@ pub fn edge(source: &str, target: &str) -> pb::Edge {
     }
 }
 
+/// start -> n parallel actions `p0` .. `p{n-1}`.
+pub fn fan(n: usize) -> pb::Template {
+    let mut nodes = vec![node("start_of_workflow", "Start")];
+    let mut edges = Vec::new();
+    for i in 0..n {
+        let id = format!("p{i}");
+        nodes.push(node(&id, "Http"));
+        edges.push(edge("start_of_workflow", &id));
+    }
+    pb::Template {
+        nodes,
+        edges,
+        ..Default::default()
+    }
+}
+
+/// A StartExecution request of a two-action chain with this key and tenant.
+pub fn start_request_for(key: &str, user_key: &str) -> pb::StartExecutionRequest {
+    pb::StartExecutionRequest {
+        key: key.into(),
+        name: key.into(),
+        user_key: user_key.into(),
+        template: Some(chain(2)),
+        ..Default::default()
+    }
+}
+
+/// A GetExecution request of `id` (FULL view, default zone).
+pub fn get_request(id: &str) -> pb::GetExecutionRequest {
+    pb::GetExecutionRequest {
+        id: id.into(),
+        ..Default::default()
+    }
+}
+
+/// A WatchExecution request of `id` from the start.
+pub fn watch_request(id: &str) -> pb::WatchExecutionRequest {
+    pb::WatchExecutionRequest {
+        id: id.into(),
+        ..Default::default()
+    }
+}
+
+/// A StopExecution request of `id`.
+pub fn stop_request(id: &str, reason: &str) -> pb::StopExecutionRequest {
+    pb::StopExecutionRequest {
+        id: id.into(),
+        reason: reason.into(),
+        ..Default::default()
+    }
+}
+
+/// Starts an execution of an example file (see [`example`]).
+pub async fn start_example(client: &mut Client, name: &str) -> pb::Execution {
+    client
+        .start_execution(example(name))
+        .await
+        .expect("start")
+        .into_inner()
+}
+
 /// Starts an execution of `template` with key `key`.
-pub async fn start(
-    client: &mut ExecutionServiceClient<Channel>,
-    key: &str,
-    template: pb::Template,
-) -> pb::Execution {
+pub async fn start(client: &mut Client, key: &str, template: pb::Template) -> pb::Execution {
     client
         .start_execution(pb::StartExecutionRequest {
             key: key.into(),
@@ -99,7 +159,7 @@ pub fn report(execution_id: &str, node_id: &str, status: ActionStatus) -> pb::Up
 
 /// Reports `status` for an action and returns the execution.
 pub async fn update(
-    client: &mut ExecutionServiceClient<Channel>,
+    client: &mut Client,
     execution_id: &str,
     node_id: &str,
     status: ActionStatus,
@@ -112,12 +172,9 @@ pub async fn update(
 }
 
 /// Reads an execution (FULL view).
-pub async fn get(client: &mut ExecutionServiceClient<Channel>, id: &str) -> pb::Execution {
+pub async fn get(client: &mut Client, id: &str) -> pb::Execution {
     client
-        .get_execution(pb::GetExecutionRequest {
-            id: id.into(),
-            ..Default::default()
-        })
+        .get_execution(get_request(id))
         .await
         .expect("get")
         .into_inner()

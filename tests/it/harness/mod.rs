@@ -5,19 +5,28 @@
 //! - [`database`]: the test databases (a SQLite file, a PostgreSQL database).
 //! - [`fixtures`]: templates and requests, and the calls tests make over and over.
 //! - [`assertions`]: error details, stats and the invariants of a stored execution.
+//! - [`streams`]: stream reads under a timeout, and the watch helpers.
+//! - [`tokens`]: bearer tokens and the tokens file of the auth tests.
+//! - [`locks`]: locks held from outside the server, to make a call wait.
 //! - [`probes`]: health, metrics and free ports.
 
 pub mod assertions;
 pub mod database;
 pub mod fixtures;
+pub mod locks;
 pub mod probes;
 pub mod server;
+pub mod streams;
+pub mod tokens;
 
 pub use assertions::*;
 pub use database::*;
 pub use fixtures::*;
+pub use locks::*;
 pub use probes::*;
 pub use server::*;
+pub use streams::*;
+pub use tokens::*;
 
 pub use executions::proto::v1::{ActionStatus, ExecutionStatus, ExecutionView};
 pub use tonic_health::pb::health_check_response::ServingStatus;
