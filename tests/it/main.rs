@@ -10,13 +10,20 @@
 
 mod harness;
 
+mod auth;
 mod bad_input;
 mod cli;
 mod concurrency;
+mod deadlines;
 mod grpcurl;
 mod lifecycle;
+mod limits;
+mod load_shedding;
+mod metrics;
 mod outage;
 mod pagination;
-mod production;
 mod reads;
+mod shutdown;
+mod tenancy;
+mod tls;
 mod watch;
