@@ -91,25 +91,3 @@ async fn database_outage_is_unavailable_then_recovers() {
     assert_eq!(next_health().await, ServingStatus::Serving);
     server.stop().await;
 }
-
-/// Replicas starting together on an empty PostgreSQL database all come up: they take turns
-/// migrating instead of racing on the schema.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn replicas_starting_together_migrate_once() {
-    if !Backend::Postgres.available() {
-        return;
-    }
-    let fresh = PostgresDatabase::create(&this_test()).await;
-    let mut starts = Vec::new();
-    for _ in 0..4 {
-        let url = fresh.url().to_owned();
-        starts.push(tokio::spawn(async move {
-            executions::db::Database::connect(&url, 2).await
-        }));
-    }
-    for start in starts {
-        let db = start.await.unwrap().expect("every replica starts");
-        db.close().await.unwrap();
-    }
-    drop(fresh);
-}
