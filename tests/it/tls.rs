@@ -40,6 +40,8 @@ impl TestPki {
     }
 }
 
+/// A client of the server at `addr` over TLS, trusting `ca_pem`, with a client
+/// certificate when `identity` is given.
 async fn tls_client(
     addr: std::net::SocketAddr,
     ca_pem: &str,
@@ -56,6 +58,21 @@ async fn tls_client(
         .connect()
         .await?;
     Ok(Client::new(channel))
+}
+
+/// Whether a TLS client like [`tls_client`]'s fails to connect or to List.
+async fn tls_refused(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    identity: Option<&(String, String)>,
+) -> bool {
+    match tls_client(addr, ca_pem, identity).await {
+        Ok(mut client) => client
+            .list_executions(pb::ListExecutionsRequest::default())
+            .await
+            .is_err(),
+        Err(_) => true,
+    }
 }
 
 /// With a certificate and key the server speaks TLS only (a plaintext client fails, a
@@ -91,13 +108,7 @@ async fn tls_and_mutual_tls_are_served() {
     let e = start(&mut client, "over-tls", chain(1)).await;
     assert_eq!(get(&mut client, &e.id).await.revision, 1);
     let other_ca = TestPki::new();
-    let untrusted = match tls_client(server.addr, &other_ca.ca_pem, None).await {
-        Ok(mut client) => client
-            .list_executions(pb::ListExecutionsRequest::default())
-            .await
-            .is_err(),
-        Err(_) => true,
-    };
+    let untrusted = tls_refused(server.addr, &other_ca.ca_pem, None).await;
     assert!(untrusted, "a client that does not trust the CA fails");
     server.stop().await;
 
@@ -111,22 +122,10 @@ async fn tls_and_mutual_tls_are_served() {
         })
         .start()
         .await;
-    let anonymous = match tls_client(mutual.addr, &pki.ca_pem, None).await {
-        Ok(mut client) => client
-            .list_executions(pb::ListExecutionsRequest::default())
-            .await
-            .is_err(),
-        Err(_) => true,
-    };
+    let anonymous = tls_refused(mutual.addr, &pki.ca_pem, None).await;
     assert!(anonymous, "a client without a certificate is refused");
     let stranger = other_ca.issue(&["stranger"]);
-    let foreign = match tls_client(mutual.addr, &pki.ca_pem, Some(&stranger)).await {
-        Ok(mut client) => client
-            .list_executions(pb::ListExecutionsRequest::default())
-            .await
-            .is_err(),
-        Err(_) => true,
-    };
+    let foreign = tls_refused(mutual.addr, &pki.ca_pem, Some(&stranger)).await;
     assert!(foreign, "a certificate from another CA is refused");
     let worker = pki.issue(&["worker"]);
     let mut client = tls_client(mutual.addr, &pki.ca_pem, Some(&worker))

@@ -9,7 +9,8 @@
 //! psql -h 127.0.0.1 -U postgres -Atc "select datname from pg_database where datname like 'it_%'"
 //! ```
 //!
-//! must list nothing after `cargo test --test it` has finished.
+//! must list nothing after `cargo test --test it` has finished (`tests/leftover_databases.sh`
+//! runs it and fails when it lists any).
 
 use std::io::Write;
 use std::sync::Once;
