@@ -7,12 +7,12 @@ use std::time::Duration;
 use executions::changes::ChangeHub;
 use executions::db::Database;
 use executions::grpc::ServerConfig;
-use executions::proto::v1::execution_service_client::ExecutionServiceClient;
 use executions::service::{Executions, WatchSettings};
 use tokio::sync::oneshot;
 use tonic::transport::{Channel, Endpoint};
 
 use super::database::{Backend, PostgresDatabase, TestDatabase, this_test};
+use super::fixtures::Client;
 
 /// The server settings of tests: quick health checks, a short grace period, everything
 /// else as in production.
@@ -28,7 +28,7 @@ pub fn test_config() -> ServerConfig {
 /// A running server, its client, and the database it owns (if it owns one).
 pub struct TestServer {
     /// A client connected to the server.
-    pub client: ExecutionServiceClient<Channel>,
+    pub client: Client,
     /// Address the server listens on.
     pub addr: SocketAddr,
     /// The server's change hub (to count the database reads it makes for watchers).
@@ -92,8 +92,9 @@ impl Builder {
         self
     }
 
-    /// Naming a fresh PostgreSQL database after this test (default: the running test,
-    /// from its thread's name).
+    /// Naming a fresh database after this test (`it_<test>_<random>` on PostgreSQL, a
+    /// temporary folder `it_<test>_...` for SQLite); default: the running test, from its
+    /// thread's name.
     pub fn named(mut self, test: &str) -> Self {
         self.name = Some(test.to_owned());
         self
@@ -161,7 +162,7 @@ impl Builder {
             .expect("endpoint")
             .connect_lazy();
         TestServer {
-            client: ExecutionServiceClient::new(channel),
+            client: Client::new(channel),
             addr,
             hub,
             backend,
@@ -193,8 +194,8 @@ impl TestServer {
     }
 
     /// A fresh client (its own HTTP/2 connection).
-    pub async fn new_client(&self) -> ExecutionServiceClient<Channel> {
-        ExecutionServiceClient::new(self.channel().await)
+    pub async fn new_client(&self) -> Client {
+        Client::new(self.channel().await)
     }
 
     /// A fresh plaintext connection to the server.
