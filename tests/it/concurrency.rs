@@ -15,7 +15,7 @@ use tonic::Code;
 db_tests!(concurrent_workers_and_stoppers_leave_every_execution_consistent);
 
 /// start -> a, b, c -> d: three parallel actions and a join.
-fn fan() -> pb::Template {
+fn fork_and_join() -> pb::Template {
     pb::Template {
         nodes: vec![
             node("start_of_workflow", "Start"),
@@ -52,7 +52,14 @@ async fn concurrent_workers_and_stoppers_leave_every_execution_consistent(server
         let mut executions = Vec::new();
         for i in 0..EXECUTIONS {
             let n = clients.len();
-            executions.push(start(&mut clients[i % n], &format!("race-{round}"), fan()).await);
+            executions.push(
+                start(
+                    &mut clients[i % n],
+                    &format!("race-{round}"),
+                    fork_and_join(),
+                )
+                .await,
+            );
         }
         let mut tasks = Vec::new();
         let mut applied = Vec::new();
@@ -124,14 +131,7 @@ async fn concurrent_workers_and_stoppers_leave_every_execution_consistent(server
 
 /// One worker: moves `node_id` forward until it finishes, the execution finishes, or the
 /// execution is stopped. Counts the calls that applied.
-async fn work(
-    client: &mut executions::proto::v1::execution_service_client::ExecutionServiceClient<
-        tonic::transport::Channel,
-    >,
-    id: &str,
-    node_id: &str,
-    oks: &AtomicI64,
-) -> Result<(), String> {
+async fn work(client: &mut Client, id: &str, node_id: &str, oks: &AtomicI64) -> Result<(), String> {
     let fail = rand::rng().random_bool(0.15);
     let steps: &[ActionStatus] = if fail {
         &[ActionStatus::Scheduled, ActionStatus::Failed]
@@ -152,7 +152,7 @@ async fn work(
                     break;
                 }
                 Err(s) if s.code() == Code::FailedPrecondition => {
-                    let reason = s.get_error_details_reason();
+                    let reason = error_reason(&s);
                     match reason.as_str() {
                         "ACTION_NOT_READY" if attempts < 5_000 => {
                             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -168,18 +168,4 @@ async fn work(
         }
     }
     Ok(())
-}
-
-trait Reason {
-    fn get_error_details_reason(&self) -> String;
-}
-
-impl Reason for tonic::Status {
-    fn get_error_details_reason(&self) -> String {
-        use tonic_types::StatusExt;
-        self.get_error_details()
-            .error_info()
-            .map(|i| i.reason.clone())
-            .unwrap_or_default()
-    }
 }

@@ -64,7 +64,7 @@ fn json(text: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_grpcurl_calls_work() {
     let Some(bin) = grpcurl() else { return };
-    let server = TestServer::sqlite().await;
+    let server = TestServer::builder().start().await;
     let addr = server.addr.to_string();
     let service = "workflow.executions.v1.ExecutionService";
     let call = |method: &str, body: &str| -> Value {
@@ -255,17 +255,8 @@ async fn readme_grpcurl_calls_work() {
 /// itself needs none (the token goes to reflection only).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcurl_with_a_bearer_token() {
-    use crate::production::{WRITER_TOKEN, test_tokens};
-    use executions::grpc::ServerConfig;
     let Some(bin) = grpcurl() else { return };
-    let server = TestServer::sqlite_configured(
-        ServerConfig {
-            tokens: Some(test_tokens()),
-            ..test_config()
-        },
-        Default::default(),
-    )
-    .await;
+    let server = TestServer::builder().config(tokens_config()).start().await;
     let addr = server.addr.to_string();
     let refused = output(&bin, &["-plaintext", &addr, "list"], None);
     assert!(!refused.status.success());

@@ -19,11 +19,7 @@ db_tests!(
 /// completes the execution.
 async fn a_fork_and_join_runs_to_completion(server: &TestServer) {
     let mut client = server.client.clone();
-    let e = client
-        .start_execution(example("fork_join.json"))
-        .await
-        .unwrap()
-        .into_inner();
+    let e = start_example(&mut client, "fork_join.json").await;
     let id = e.hashid.clone();
 
     let e = update(&mut client, &id, "account", ActionStatus::Scheduled).await;
@@ -85,11 +81,7 @@ async fn a_fork_and_join_runs_to_completion(server: &TestServer) {
 /// failure note, and leaves the unreachable actions IDLE.
 async fn a_failure_that_blocks_the_rest_fails_the_execution(server: &TestServer) {
     let mut client = server.client.clone();
-    let e = client
-        .start_execution(example("linear.json"))
-        .await
-        .unwrap()
-        .into_inner();
+    let e = start_example(&mut client, "linear.json").await;
     update(&mut client, &e.id, "validate", ActionStatus::Running).await;
     let e = update(&mut client, &e.id, "validate", ActionStatus::Failed).await;
     assert_eq!(e.status(), ExecutionStatus::Failed);
@@ -108,11 +100,7 @@ async fn a_failure_that_blocks_the_rest_fails_the_execution(server: &TestServer)
 /// reports after a stop are refused.
 async fn stop_is_atomic_and_idempotent(server: &TestServer) {
     let mut client = server.client.clone();
-    let e = client
-        .start_execution(example("fork_join.json"))
-        .await
-        .unwrap()
-        .into_inner();
+    let e = start_example(&mut client, "fork_join.json").await;
     let id = e.id.clone();
     update(&mut client, &id, "account", ActionStatus::Running).await;
     update(&mut client, &id, "account", ActionStatus::Completed).await;
@@ -121,11 +109,7 @@ async fn stop_is_atomic_and_idempotent(server: &TestServer) {
     let before = update(&mut client, &id, "workspace", ActionStatus::Running).await;
 
     let stopped = client
-        .stop_execution(pb::StopExecutionRequest {
-            id: id.clone(),
-            reason: "customer cancelled".into(),
-            ..Default::default()
-        })
+        .stop_execution(stop_request(&id, "customer cancelled"))
         .await
         .unwrap()
         .into_inner();
@@ -157,11 +141,7 @@ async fn stop_is_atomic_and_idempotent(server: &TestServer) {
     assert_consistent(&stopped);
 
     let again = client
-        .stop_execution(pb::StopExecutionRequest {
-            id: stopped.hashid.clone(),
-            reason: "again".into(),
-            ..Default::default()
-        })
+        .stop_execution(stop_request(&stopped.hashid, "again"))
         .await
         .unwrap()
         .into_inner();

@@ -3,20 +3,32 @@
 //!
 //! Every test in [`db_tests!`] runs twice: on a fresh SQLite file, and on a fresh
 //! PostgreSQL database when `TEST_DATABASE_URL` is set (under `CI=true` a missing
-//! PostgreSQL fails the run instead of skipping it).
+//! PostgreSQL fails the run instead of skipping it). A PostgreSQL test database is named
+//! after its test and dropped even when the test panics; `tests/leftover_databases.sh`
+//! checks that a run left none behind.
 
 // A failed unwrap in a test is the test failing, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
 
+mod auth;
 mod bad_input;
 mod cli;
 mod concurrency;
+mod deadlines;
 mod grpcurl;
 mod lifecycle;
+mod limits;
+mod load_shedding;
+mod metrics;
 mod outage;
 mod pagination;
-mod production;
 mod reads;
+mod replicas;
+mod serve;
+mod shutdown;
+mod tenancy;
+mod tls;
 mod watch;
+mod watch_load;

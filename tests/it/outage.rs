@@ -19,23 +19,27 @@ async fn database_outage_is_unavailable_then_recovers() {
         metrics_listen: Some(([127, 0, 0, 1], metrics_port).into()),
         ..test_config()
     };
-    let Some(server) = TestServer::postgres_configured(config).await else {
+    if !Backend::Postgres.available() {
         return;
-    };
+    }
+    let server = TestServer::builder()
+        .on(Backend::Postgres)
+        .config(config)
+        .start()
+        .await;
     let mut client = server.client.clone();
     let mut health = health_watch(&server, "").await;
     let mut next_health = async || {
-        tokio::time::timeout(std::time::Duration::from_secs(10), health.message())
+        next_within(&mut health, 10)
             .await
-            .expect("a health message within 10 s")
             .unwrap()
             .unwrap()
             .status()
     };
     assert_eq!(next_health().await, ServingStatus::Serving);
     let e = start(&mut client, "outage", chain(2)).await;
-    let (admin_url, database) = server.postgres_database().unwrap();
-    let admin = sea_orm::Database::connect(admin_url).await.unwrap();
+    let database = server.postgres().unwrap().name();
+    let admin = server.postgres().unwrap().admin().await;
     let set_connections =
         |allow: bool| format!("ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {allow}");
     admin
@@ -50,13 +54,7 @@ async fn database_outage_is_unavailable_then_recovers() {
         .unwrap();
 
     for attempt in 0..3 {
-        let err = client
-            .get_execution(executions::proto::v1::GetExecutionRequest {
-                id: e.id.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_err();
+        let err = client.get_execution(get_request(&e.id)).await.unwrap_err();
         assert_error(&err, Code::Unavailable, "DATABASE_UNAVAILABLE", None);
         assert!(
             !err.message().contains("SQL"),
@@ -75,8 +73,8 @@ async fn database_outage_is_unavailable_then_recovers() {
     assert_error(&err, Code::Unavailable, "DATABASE_UNAVAILABLE", None);
     assert_health(&server, ServingStatus::NotServing).await;
     assert_eq!(next_health().await, ServingStatus::NotServing);
-    let metrics = crate::production::http_get(metrics_port, "/metrics").await;
-    let errors = crate::production::sample(&metrics, "executions_database_errors_total");
+    let metrics = http_get(metrics_port, "/metrics").await;
+    let errors = sample(&metrics, "executions_database_errors_total");
     assert!(errors.is_some_and(|n| n >= 4.0), "{metrics}");
 
     admin
@@ -92,25 +90,4 @@ async fn database_outage_is_unavailable_then_recovers() {
     assert_health(&server, ServingStatus::Serving).await;
     assert_eq!(next_health().await, ServingStatus::Serving);
     server.stop().await;
-}
-
-/// Replicas starting together on an empty PostgreSQL database all come up: they take turns
-/// migrating instead of racing on the schema.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn replicas_starting_together_migrate_once() {
-    let Some(fresh) = FreshPostgres::create().await else {
-        return;
-    };
-    let mut starts = Vec::new();
-    for _ in 0..4 {
-        let url = fresh.url.clone();
-        starts.push(tokio::spawn(async move {
-            executions::db::Database::connect(&url, 2).await
-        }));
-    }
-    for start in starts {
-        let db = start.await.unwrap().expect("every replica starts");
-        db.close().await.unwrap();
-    }
-    fresh.drop_database().await;
 }

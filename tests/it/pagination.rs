@@ -6,8 +6,6 @@ use std::collections::HashSet;
 use crate::db_tests;
 use crate::harness::*;
 use executions::proto::v1 as pb;
-use executions::proto::v1::execution_service_client::ExecutionServiceClient;
-use tonic::transport::Channel;
 
 db_tests!(
     pages_never_skip_or_repeat_rows_inserted_between_fetches,
@@ -16,17 +14,13 @@ db_tests!(
 );
 
 async fn page(
-    client: &mut ExecutionServiceClient<Channel>,
+    client: &mut Client,
     request: pb::ListExecutionsRequest,
 ) -> pb::ListExecutionsResponse {
     client.list_executions(request).await.unwrap().into_inner()
 }
 
-async fn start_many(
-    client: &mut ExecutionServiceClient<Channel>,
-    key: &str,
-    n: usize,
-) -> Vec<String> {
+async fn start_many(client: &mut Client, key: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for _ in 0..n {
         ids.push(start(client, key, chain(1)).await.id);
@@ -109,10 +103,7 @@ async fn filters_combine(server: &TestServer) {
         started.push(client.start_execution(request).await.unwrap().into_inner());
     }
     client
-        .stop_execution(pb::StopExecutionRequest {
-            id: started[1].id.clone(),
-            ..Default::default()
-        })
+        .stop_execution(stop_request(&started[1].id, ""))
         .await
         .unwrap();
 

@@ -76,11 +76,7 @@ async fn start_returns_the_seed_shape(server: &TestServer) {
 /// and log; times follow the requested zone.
 async fn get_by_uuid_or_hashid_in_each_view_and_zone(server: &TestServer) {
     let mut client = server.client.clone();
-    let started = client
-        .start_execution(example("linear.json"))
-        .await
-        .unwrap()
-        .into_inner();
+    let started = start_example(&mut client, "linear.json").await;
 
     let by_id = get(&mut client, &started.id).await;
     let by_hashid = get(&mut client, &started.hashid).await;

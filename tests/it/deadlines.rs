@@ -1,0 +1,71 @@
+//! Deadlines: a call whose client deadline passes is cancelled with its database work.
+
+use std::time::{Duration, Instant};
+
+use sea_orm::ConnectionTrait;
+use tonic::Code;
+
+use crate::db_tests;
+use crate::harness::*;
+
+db_tests!(a_passed_deadline_cancels_the_database_work);
+
+/// A change whose client deadline passes while it waits for a lock is cancelled with its
+/// database work: on PostgreSQL no statement of it is left waiting in the database, and
+/// on both databases the change never lands once the lock is released.
+async fn a_passed_deadline_cancels_the_database_work(server: &TestServer) {
+    let mut client = server.client.clone();
+    let e = start(&mut client, "deadline", chain(2)).await;
+    let lock = hold_lock(server, &e.id).await;
+
+    let mut request = tonic::Request::new(report(&e.id, "a1", ActionStatus::Running));
+    request.set_timeout(Duration::from_millis(300));
+    let asked = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(5), client.update_action(request))
+        .await
+        .expect("the deadline ends the call")
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    if let Some(database) = server.postgres() {
+        let admin = database.admin().await;
+        let waiting = format!(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+            database.name()
+        );
+        let mut left = i64::MAX;
+        for _ in 0..40 {
+            let row = admin
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    waiting.clone(),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            left = row.try_get("", "n").unwrap();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(left, 0, "the server's statement still waits for the lock");
+    }
+
+    drop(lock);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = get(&mut client, &e.id).await;
+    assert_eq!(after.revision, 1, "the cancelled change never landed");
+    assert_eq!(action_status(&after, "a1"), ActionStatus::Idle);
+    // The execution is not left locked: the next change goes through.
+    let moved = update(&mut client, &e.id, "a1", ActionStatus::Running).await;
+    assert_eq!(moved.revision, 2);
+}
