@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// Seconds a new connection has to send its first bytes (HTTP/2 preface, TLS hello).
     #[arg(long, env = "EXECUTIONS_HANDSHAKE_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub handshake_timeout: u64,
+    /// Most calls of one connection that its client may reset before the server accepted
+    /// them; past it the connection is closed (HTTP/2 rapid reset, CVE-2023-44487).
+    #[arg(long, env = "EXECUTIONS_MAX_PENDING_RESETS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pending_resets: u64,
     /// Address to serve Prometheus metrics on (`GET /metrics`); off when not set.
     #[arg(long, env = "EXECUTIONS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -178,6 +182,7 @@ impl ServeArgs {
                 keepalive_timeout: Duration::from_secs(self.keepalive_timeout),
                 max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
                 handshake_timeout: Duration::from_secs(self.handshake_timeout),
+                max_pending_resets: usize::try_from(self.max_pending_resets).unwrap_or(usize::MAX),
             },
             metrics_listen: self.metrics_listen,
         })

@@ -30,6 +30,7 @@ use tower::{Layer, Service};
 
 use super::ERROR_DOMAIN;
 use super::caller::parse_grpc_timeout;
+use crate::domain::quoted;
 
 /// Longest error message sent, in bytes; longer ones are cut (on a character boundary)
 /// and say so.
@@ -79,6 +80,8 @@ where
             .and_then(|value| value.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map(|timeout| Instant::now() + timeout.saturating_sub(DEADLINE_MARGIN));
+        // For the message of an unknown method, which tonic leaves empty.
+        let path = request.uri().path().to_owned();
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = match deadline {
@@ -93,12 +96,13 @@ where
                 }
             };
             let (mut parts, body) = response.into_parts();
-            if settle(&mut parts.headers) {
+            if settle(&mut parts.headers, &path) {
                 // Trailers-only: the status is in the headers and no body follows.
                 return Ok(http::Response::from_parts(parts, body));
             }
             let body = EdgeBody {
                 inner: body,
+                path,
                 deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
                 done: false,
             };
@@ -121,6 +125,7 @@ pin_project_lite::pin_project! {
     struct EdgeBody {
         #[pin]
         inner: Body,
+        path: String,
         deadline: Option<Pin<Box<Sleep>>>,
         done: bool,
     }
@@ -142,7 +147,7 @@ impl HttpBody for EdgeBody {
             Poll::Ready(Some(Ok(frame))) => {
                 let frame = match frame.into_trailers() {
                     Ok(mut trailers) => {
-                        settle(&mut trailers);
+                        settle(&mut trailers, this.path);
                         Frame::trailers(trailers)
                     }
                     Err(frame) => frame,
@@ -176,12 +181,12 @@ impl HttpBody for EdgeBody {
 
 /// Settles the status in `headers` (response headers of a trailers-only answer, or
 /// trailers), if there is one: the code a caller expects, an `ErrorInfo`, a bounded
-/// message. True when `headers` held a status.
-fn settle(headers: &mut HeaderMap) -> bool {
+/// message. True when `headers` held a status. `path` is the call's.
+fn settle(headers: &mut HeaderMap, path: &str) -> bool {
     let Some(status) = Status::from_header_map(headers) else {
         return false;
     };
-    if let Some(settled) = settled(&status) {
+    if let Some(settled) = settled(&status, path) {
         for name in [
             Status::GRPC_STATUS,
             Status::GRPC_MESSAGE,
@@ -196,7 +201,7 @@ fn settle(headers: &mut HeaderMap) -> bool {
 }
 
 /// The status to send instead of `status`, or `None` when it is fine as it is.
-fn settled(status: &Status) -> Option<Status> {
+fn settled(status: &Status, path: &str) -> Option<Status> {
     if status.code() == Code::Ok {
         return None;
     }
@@ -209,8 +214,14 @@ fn settled(status: &Status) -> Option<Status> {
         details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
         changed = true;
     }
-    let message = bounded(status.message());
+    let mut message = bounded(status.message());
     changed |= message.len() != status.message().len();
+    if message.is_empty() && code == Code::Unimplemented {
+        message = format!(
+            "this server has no method {}; see `grpcurl -plaintext HOST list`",
+            quoted(path)
+        );
+    }
     if let Some(bad_request) = details.bad_request() {
         let mut violations = bad_request.field_violations.clone();
         for violation in &mut violations {
@@ -313,7 +324,7 @@ mod tests {
             ),
             (Status::unavailable("x"), Code::Unavailable, "UNAVAILABLE"),
         ] {
-            let settled = settled(&status).expect("changed");
+            let settled = settled(&status, "/x.Y/Z").expect("changed");
             assert_eq!(settled.code(), code);
             let details = settled.get_error_details();
             let info = details.error_info().expect("ErrorInfo");
@@ -331,11 +342,11 @@ mod tests {
             "execution x not found",
             ErrorDetails::with_error_info("EXECUTION_NOT_FOUND", ERROR_DOMAIN, HashMap::new()),
         );
-        assert!(settled(&ours).is_none());
+        assert!(settled(&ours, "/p").is_none());
         let mut details = ErrorDetails::with_error_info("INVALID_X", ERROR_DOMAIN, HashMap::new());
         details.add_bad_request_violation("x", "y".repeat(100_000));
         let long = Status::with_error_details(Code::InvalidArgument, "z".repeat(100_000), details);
-        let settled = settled(&long).expect("cut");
+        let settled = settled(&long, "/p").expect("cut");
         assert!(settled.message().len() <= MAX_ERROR_MESSAGE_BYTES);
         let details = settled.get_error_details();
         let violations = &details.bad_request().unwrap().field_violations;

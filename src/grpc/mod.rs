@@ -116,6 +116,13 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time a new connection has to send its first bytes (HTTP/2 preface or TLS hello).
     pub handshake_timeout: Duration,
+    /// Most streams of one connection that its client reset before the server accepted
+    /// them; past it the connection gets GOAWAY `ENHANCE_YOUR_CALM` (HTTP/2 rapid reset,
+    /// CVE-2023-44487). h2's default of 20 also closes the connections of innocent
+    /// clients whose short deadlines expire while a busy server has not yet accepted
+    /// their calls; thousands are needed for that, while an attack's burst passes any
+    /// such number at once.
+    pub max_pending_resets: usize,
 }
 
 impl Default for Limits {
@@ -128,6 +135,7 @@ impl Default for Limits {
             keepalive_timeout: Duration::from_secs(20),
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
+            max_pending_resets: 4096,
         }
     }
 }
@@ -212,6 +220,7 @@ pub async fn run(
 
     let mut builder = Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_pending_accept_reset_streams(Some(limits.max_pending_resets))
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout));
     if let Some(tls) = &config.tls {
