@@ -45,11 +45,14 @@ pub struct ConnectionLimits {
     pub tcp_keepalive: Duration,
 }
 
-/// `wanted`, lowered to leave [`RESERVED_DESCRIPTORS`] of the soft file-descriptor limit.
+/// `wanted`, lowered to leave [`RESERVED_DESCRIPTORS`] of the soft file-descriptor limit
+/// (or half of it, when the limit is that low).
 pub fn fit_to_descriptor_limit(wanted: usize) -> usize {
     match rlimit::getrlimit(rlimit::Resource::NOFILE) {
         Ok((soft, _)) => {
-            let room = soft.saturating_sub(RESERVED_DESCRIPTORS).max(1);
+            let room = soft
+                .saturating_sub(RESERVED_DESCRIPTORS.min(soft / 2))
+                .max(1);
             wanted.min(usize::try_from(room).unwrap_or(usize::MAX))
         }
         Err(_) => wanted,

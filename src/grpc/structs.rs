@@ -85,3 +85,30 @@ pub fn json_to_value(v: &serde_json::Value) -> Value {
     };
     Value { kind: Some(kind) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested_lists(depth: usize) -> serde_json::Value {
+        (1..depth).fold(serde_json::json!([1]), |inner, _| {
+            serde_json::json!([inner])
+        })
+    }
+
+    /// A Struct holding lists nested to the limit converts; one level more does not.
+    #[test]
+    fn depth_is_bounded_and_minus_zero_is_zero() {
+        let at = |lists: usize| {
+            let mut map = Map::new();
+            map.insert("k".to_owned(), nested_lists(lists));
+            struct_to_json(json_to_struct(&map), 32)
+        };
+        assert!(at(31).is_ok(), "the object and 31 lists: 32 levels");
+        assert!(matches!(at(32), Err(UnstorableJson::TooDeep)));
+        let mut map = Map::new();
+        map.insert("z".to_owned(), serde_json::json!(-0.0));
+        let stored = struct_to_json(json_to_struct(&map), 32).unwrap();
+        assert_eq!(serde_json::to_string(&stored).unwrap(), r#"{"z":0.0}"#);
+    }
+}

@@ -42,8 +42,9 @@ async fn a_message_that_does_not_decode_is_invalid_argument() {
 }
 
 /// More than 30 kinds of bad request across Get, List, Stop, Start and UpdateAction (plus
-/// every refused transition) each get the documented code and reason, and leave every
-/// stored execution exactly as it was.
+/// every refused transition) each get the documented code and reason, with a message and
+/// details of bounded size whatever was sent, and leave every stored execution exactly
+/// as it was.
 async fn every_bad_request_is_refused_and_changes_nothing(server: &TestServer) {
     let mut client = server.client.clone();
     let stored = Stored::seed(&mut client).await;
@@ -58,6 +59,15 @@ async fn every_bad_request_is_refused_and_changes_nothing(server: &TestServer) {
             .expect_err(&format!("{} must fail", case.name));
         assert_eq!(status.code(), case.code, "{}: {status:?}", case.name);
         assert_error(&status, case.code, case.reason, case.field);
+        // Whatever the caller sent, the error's headers stay small enough for default
+        // clients (grpcio refuses metadata past 8 KiB): a bounded message, bounded details.
+        assert!(
+            status.message().len() <= 512 && status.details().len() <= 2048,
+            "{}: message of {} bytes, details of {}",
+            case.name,
+            status.message().len(),
+            status.details().len()
+        );
         assert_eq!(
             snapshot(&mut client).await,
             before,
@@ -97,6 +107,12 @@ fn bad_requests(stored: &Stored) -> Vec<Case> {
         case("list: unknown status number", list(|l| l.statuses = vec![9]), InvalidArgument, "INVALID_STATUS", Some("statuses[0]")),
         case("list: empty time range", list(|l| (l.created_after, l.created_before) = (ts(2_000_000_000), ts(1_000_000_000))), InvalidArgument, "INVALID_TIME_RANGE", Some("created_before")),
         case("list: invalid timestamp", list(|l| l.created_after = Some(prost_types::Timestamp { seconds: 0, nanos: -5 })), InvalidArgument, "INVALID_TIMESTAMP", Some("created_after")),
+        case("list: timestamp in year 10000", list(|l| l.created_before = ts(253_402_300_800)), InvalidArgument, "INVALID_TIMESTAMP", Some("created_before")),
+        case("list: timestamp before year 1", list(|l| l.created_after = ts(-62_135_596_801)), InvalidArgument, "INVALID_TIMESTAMP", Some("created_after")),
+        case("list: nanos of 1.5 seconds", list(|l| l.created_after = Some(prost_types::Timestamp { seconds: 1_798_761_599, nanos: 1_500_000_000 })), InvalidArgument, "INVALID_TIMESTAMP", Some("created_after")),
+        case("list: filter of lists nested 33 deep", list(|l| l.execution_data = data(json!({"k": nested_lists(32)}))), InvalidArgument, "INVALID_JSON", Some("execution_data")),
+        case("list: filter of objects nested 33 deep", list(|l| l.execution_data = data(nested(33))), InvalidArgument, "INVALID_JSON", Some("execution_data")),
+        case("list: filter of objects nested 40 deep (past protobuf's recursion limit)", list(|l| l.execution_data = data(nested(40))), InvalidArgument, "MALFORMED_MESSAGE", None),
         case("list: unknown time zone", list(|l| l.time_zone = "Nowhere".into()), InvalidArgument, "INVALID_TIME_ZONE", Some("time_zone")),
         case("list: empty execution_data key", list(|l| l.execution_data = data(json!({"": 1}))), InvalidArgument, "INVALID_EXECUTION_DATA_FILTER", Some("execution_data")),
         // StartExecution
@@ -119,6 +135,12 @@ fn bad_requests(stored: &Stored) -> Vec<Case> {
         case("start: only a Start node", start_call(|s| *template(s) = chain(0)), InvalidArgument, "TEMPLATE_NO_ACTIONS", Some("template.nodes")),
         case("start: execution_data over 1 MiB", start_call(|s| s.execution_data = data(json!({"blob": "x".repeat(1 << 20)}))), InvalidArgument, "EXECUTION_DATA_TOO_LARGE", Some("execution_data")),
         case("start: unknown time zone", start_call(|s| s.time_zone = "UTC+99".into()), InvalidArgument, "INVALID_TIME_ZONE", Some("time_zone")),
+        case("start: execution_data of lists nested 33 deep", start_call(|s| s.execution_data = data(json!({"k": nested_lists(32)}))), InvalidArgument, "INVALID_JSON", Some("execution_data")),
+        case("start: node data of lists nested 33 deep", start_call(|s| template(s).nodes[1].data = data(json!({"k": nested_lists(32)}))), InvalidArgument, "INVALID_JSON", Some("template.nodes[1].data")),
+        case("start: execution_data of objects nested 33 deep", start_call(|s| s.execution_data = data(nested(33))), InvalidArgument, "INVALID_JSON", Some("execution_data")),
+        case("start: node data of objects nested 33 deep (past protobuf's recursion limit)", start_call(|s| template(s).nodes[1].data = data(nested(33))), InvalidArgument, "MALFORMED_MESSAGE", None),
+        case("start: a 100,000-character time zone", start_call(|s| s.time_zone = "Z".repeat(100_000)), InvalidArgument, "INVALID_TIME_ZONE", Some("time_zone")),
+        case("start: an edge source of 100,000 characters", add_edge(&"s".repeat(100_000), "notify"), InvalidArgument, "TEMPLATE_UNKNOWN_EDGE_NODE", Some("template.edges[7].source")),
         // UpdateAction
         case("update: malformed execution id", upd("??", "account", Running, |_| {}), InvalidArgument, "INVALID_ID", Some("execution_id")),
         case("update: unknown execution", upd(unknown, "account", Running, |_| {}), NotFound, "EXECUTION_NOT_FOUND", None),
@@ -130,7 +152,10 @@ fn bad_requests(stored: &Stored) -> Vec<Case> {
         case("update: SCHEDULED without scheduled_at", upd(r, "notify", Scheduled, |u| u.scheduled_at = None), InvalidArgument, "MISSING_SCHEDULED_AT", Some("scheduled_at")),
         case("update: RUNNING with scheduled_at", upd(r, "welcome", Running, |u| u.scheduled_at = ts(5)), InvalidArgument, "UNEXPECTED_SCHEDULED_AT", Some("scheduled_at")),
         case("update: FAILED without a note", upd(r, "workspace", Failed, |u| u.failure_note.clear()), InvalidArgument, "MISSING_FAILURE_NOTE", Some("failure_note")),
-        case("update: note too long", upd(r, "workspace", Failed, |u| u.failure_note = "x".repeat(4_097)), InvalidArgument, "INVALID_FAILURE_NOTE", Some("failure_note")),
+        case("update: note too long", upd(r, "workspace", Failed, |u| u.failure_note = "x".repeat(1_025)), InvalidArgument, "INVALID_FAILURE_NOTE", Some("failure_note")),
+        case("update: note of 1,025 bytes in 342 characters", upd(r, "workspace", Failed, |u| u.failure_note = format!("{}x", "é".repeat(512))), InvalidArgument, "INVALID_FAILURE_NOTE", Some("failure_note")),
+        case("update: scheduled_at in year 10000", upd(r, "welcome", Scheduled, |u| u.scheduled_at = ts(253_402_300_800)), InvalidArgument, "INVALID_TIMESTAMP", Some("scheduled_at")),
+        case("update: scheduled_at with nanos of 1.5 seconds", upd(r, "welcome", Scheduled, |u| u.scheduled_at = Some(prost_types::Timestamp { seconds: 1_798_761_599, nanos: 1_500_000_000 })), InvalidArgument, "INVALID_TIMESTAMP", Some("scheduled_at")),
         case("update: COMPLETED with a note", upd(r, "workspace", Completed, |u| u.failure_note = "?".into()), InvalidArgument, "UNEXPECTED_FAILURE_NOTE", Some("failure_note")),
         case("update: negative expected_revision", upd(r, "workspace", Completed, |u| u.expected_revision = -3), InvalidArgument, "INVALID_EXPECTED_REVISION", Some("expected_revision")),
         case("update: stale expected_revision", upd(r, "workspace", Completed, |u| u.expected_revision = 2), Aborted, "REVISION_MISMATCH", None),
@@ -343,6 +368,16 @@ fn add_node(id: &str, node_type: &str) -> Call {
 }
 
 /// `execution_data` (or a filter on it) of this JSON.
+/// An object nested `depth` levels deep (the outermost object is level 1).
+fn nested(depth: usize) -> serde_json::Value {
+    (1..depth).fold(json!({"leaf": 1}), |inner, _| json!({ "n": inner }))
+}
+
+/// Lists nested `depth` levels deep.
+fn nested_lists(depth: usize) -> serde_json::Value {
+    (1..depth).fold(json!([1]), |inner, _| json!([inner]))
+}
+
 fn data(value: serde_json::Value) -> Option<prost_types::Struct> {
     Some(to_struct(&value))
 }

@@ -10,16 +10,14 @@ use tonic::Code;
 
 use crate::harness::*;
 
-/// Messages larger than `max_message_bytes` are refused both ways: a request that large
-/// is OUT_OF_RANGE (tonic's code for it) and stores nothing; a response that large (a
-/// FULL read of a big execution stored through another server) is an error too, while
-/// the BASIC view of the same execution, which is small, reads fine.
+/// Messages larger than `max_message_bytes` are refused both ways, with RESOURCE_EXHAUSTED
+/// and reason `MESSAGE_TOO_LARGE` (as other gRPC servers answer): a request that large
+/// stores nothing; a response that large (a FULL page of several executions, each of
+/// which fits alone) is refused too, while the BASIC page of the same executions reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_past_the_size_limit_are_refused_both_ways() {
     const LIMIT: usize = 64 * 1024;
-    let roomy = TestServer::builder().start().await;
     let tight = TestServer::builder()
-        .same_database_as(&roomy)
         .config(ServerConfig {
             limits: Limits {
                 max_message_bytes: LIMIT,
@@ -29,57 +27,48 @@ async fn messages_past_the_size_limit_are_refused_both_ways() {
         })
         .start()
         .await;
-    let big_data = || {
-        let mut data = std::collections::BTreeMap::new();
-        data.insert("blob".to_owned(), serde_json::json!("x".repeat(LIMIT)));
-        to_struct(&serde_json::Value::Object(data.into_iter().collect()))
+    let data = |bytes: usize| {
+        let mut data = serde_json::Map::new();
+        data.insert("blob".to_owned(), serde_json::json!("x".repeat(bytes)));
+        to_struct(&serde_json::Value::Object(data))
     };
 
-    let mut tight_client = tight.client.clone();
+    let mut client = tight.client.clone();
     let mut request = start_request_for("too-big", "");
-    request.execution_data = Some(big_data());
-    let err = tight_client
-        .start_execution(request.clone())
-        .await
-        .unwrap_err();
-    // tonic's code for a message past the limit.
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
-    let stored = tight_client
-        .list_executions(pb::ListExecutionsRequest::default())
+    request.execution_data = Some(data(LIMIT));
+    let err = client.start_execution(request).await.unwrap_err();
+    assert_error(&err, Code::ResourceExhausted, "MESSAGE_TOO_LARGE", None);
+    let list = |view: ExecutionView| pb::ListExecutionsRequest {
+        view: view as i32,
+        ..Default::default()
+    };
+    let stored = client
+        .list_executions(list(ExecutionView::Basic))
         .await
         .unwrap()
         .into_inner();
     assert!(stored.executions.is_empty(), "nothing was stored");
 
-    let mut roomy_client = roomy.client.clone();
-    let big = roomy_client
-        .start_execution(request)
-        .await
-        .expect("the default limit takes it")
-        .into_inner();
-    let err = tight_client
-        .get_execution(get_request(&big.id))
+    for _ in 0..4 {
+        let mut request = start_request_for("big", "");
+        request.execution_data = Some(data(LIMIT / 3));
+        client
+            .start_execution(request)
+            .await
+            .expect("each one fits");
+    }
+    let err = client
+        .list_executions(list(ExecutionView::Full))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err.code(),
-            Code::ResourceExhausted | Code::OutOfRange | Code::Internal
-        ),
-        "{err:?}"
-    );
-    let basic = tight_client
-        .get_execution(pb::GetExecutionRequest {
-            id: big.id.clone(),
-            view: ExecutionView::Basic as i32,
-            ..Default::default()
-        })
+    assert_error(&err, Code::ResourceExhausted, "MESSAGE_TOO_LARGE", None);
+    let basic = client
+        .list_executions(list(ExecutionView::Basic))
         .await
-        .expect("the BASIC view is small")
+        .expect("the BASIC page is small")
         .into_inner();
-    assert_eq!(basic.revision, 1);
+    assert_eq!(basic.executions.len(), 4);
     tight.stop().await;
-    roomy.stop().await;
 }
 
 /// With at most two streams per HTTP/2 connection, a third call on the same connection
@@ -180,4 +169,62 @@ async fn keepalive_closes_connections_that_stop_answering() {
     assert_eq!(get(&mut client, &e.id).await.revision, 1);
     quick.stop().await;
     default.stop().await;
+}
+
+/// How long until the server closes a TCP connection that sends nothing, if it does within
+/// `patience`.
+async fn mute_peer_lifetime(addr: std::net::SocketAddr, patience: Duration) -> Option<Duration> {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let opened = Instant::now();
+    let mut buffer = [0u8; 64];
+    tokio::time::timeout(patience, async {
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return opened.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// Connections that never speak are closed after the handshake timeout, and at most
+/// `max_connections` are kept: with 3 held by mute peers a fourth is closed at once, and
+/// once the mute ones are gone a client connects and is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_connections_are_closed_and_counted_against_a_cap() {
+    let server = TestServer::builder()
+        .config(ServerConfig {
+            limits: Limits {
+                handshake_timeout: Duration::from_secs(2),
+                max_connections: 3,
+                ..Limits::default()
+            },
+            ..test_config()
+        })
+        .start()
+        .await;
+    let mute: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(mute_peer_lifetime(server.addr, Duration::from_secs(10))))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fourth = mute_peer_lifetime(server.addr, Duration::from_secs(10))
+        .await
+        .expect("closed");
+    assert!(
+        fourth < Duration::from_millis(500),
+        "past the cap: closed after {fourth:?}"
+    );
+    for peer in mute {
+        let lived = peer.await.unwrap().expect("a mute connection is closed");
+        assert!(
+            lived >= Duration::from_millis(1_500) && lived < Duration::from_secs(5),
+            "closed after {lived:?}"
+        );
+    }
+    let mut client = server.new_client().await;
+    let e = start(&mut client, "after", chain(1)).await;
+    assert_eq!(get(&mut client, &e.id).await.revision, 1);
+    server.stop().await;
 }

@@ -12,12 +12,15 @@
 
 mod harness;
 
+mod answers;
 mod auth;
 mod bad_input;
 mod cli;
 mod concurrency;
 mod deadlines;
+mod filters;
 mod grpcurl;
+mod hostile;
 mod lifecycle;
 mod limits;
 mod load_shedding;

@@ -202,3 +202,131 @@ async fn serve_logs_one_json_line_per_call() {
         assert!(peer.starts_with("127.0.0.1:"), "{call}");
     }
 }
+
+/// One server per SQLite file: a second `executions serve` on the file another one serves
+/// refuses to start, naming the file; once the first one is gone, it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_sqlite_file_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_addr = format!("127.0.0.1:{}", free_port());
+    let mut first = serve(dir.path(), &["--listen", &first_addr])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    connect_when_up(&first_addr).await;
+    let second_addr = format!("127.0.0.1:{}", free_port());
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        serve(dir.path(), &["--listen", &second_addr]).output(),
+    )
+    .await
+    .expect("the second server gives up at once")
+    .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    let file = dir.path().join("t.db");
+    assert!(
+        said.contains("one server per SQLite file") && said.contains(&*file.to_string_lossy()),
+        "{said}"
+    );
+    first.kill().await.unwrap();
+    first.wait().await.unwrap();
+    let mut again = serve(dir.path(), &["--listen", &second_addr])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    connect_when_up(&second_addr).await;
+    again.kill().await.unwrap();
+}
+
+/// A busy port is refused before the database is touched: no migration runs, no SQLite
+/// file is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_port_is_refused_before_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        serve(dir.path(), &["--listen", &addr]).output(),
+    )
+    .await
+    .expect("refused at once")
+    .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("cannot listen on"), "{said}");
+    assert!(
+        !dir.path().join("t.db").exists(),
+        "the database was opened: {said}"
+    );
+}
+
+/// A flood of calls cannot fill a disk with logs: 3 seconds of open-and-cancel churn
+/// (grpcio calls with 1 ms deadlines from 20 threads) write at most 200 per-call lines a
+/// second, and say in a WARN line how many were left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_calls_writes_a_bounded_number_of_log_lines() {
+    let Some(python) = python(&["grpc", "grpc_tools"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = serve(dir.path(), &["--listen", &addr, "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .spawn()
+        .unwrap();
+    connect_when_up(&addr).await;
+    let proto = format!("{}/proto", env!("CARGO_MANIFEST_DIR"));
+    let churn = run_hostile(
+        python,
+        "deadline_churn.py",
+        &[
+            &addr,
+            &proto,
+            "--churners",
+            "20",
+            "--readers",
+            "1",
+            "--seconds",
+            "3",
+            "--deadline-ms",
+            "1",
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
+    sigterm(&server);
+    let output = tokio::time::timeout(Duration::from_secs(15), server.wait_with_output())
+        .await
+        .expect("the server exits")
+        .unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    let calls = churn["churner_outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum::<u64>()
+        + churn["reader_calls"].as_u64().unwrap();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let rpc_lines = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "rpc")
+        .count() as u64;
+    let suppressed: u64 = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "rpc lines suppressed")
+        .map(|l| l["fields"]["suppressed"].as_u64().unwrap())
+        .sum();
+    assert!(calls > 2_000, "the churn made {calls} calls: {churn}");
+    // 3 s of churn plus the set-up calls and the seconds around them.
+    assert!(
+        rpc_lines <= 200 * 6,
+        "{rpc_lines} per-call lines for {calls} calls"
+    );
+    assert!(suppressed > 0, "no line says how many were suppressed");
+}

@@ -9,12 +9,14 @@
 //! - [`tokens`]: bearer tokens and the tokens file of the auth tests.
 //! - [`locks`]: locks held from outside the server, to make a call wait.
 //! - [`probes`]: health, metrics and free ports.
+//! - [`python`]: the Python clients of the hostile-client tests.
 
 pub mod assertions;
 pub mod database;
 pub mod fixtures;
 pub mod locks;
 pub mod probes;
+pub mod python;
 pub mod server;
 pub mod streams;
 pub mod tokens;
@@ -24,6 +26,7 @@ pub use database::*;
 pub use fixtures::*;
 pub use locks::*;
 pub use probes::*;
+pub use python::*;
 pub use server::*;
 pub use streams::*;
 pub use tokens::*;
@@ -32,9 +35,25 @@ pub use executions::proto::v1::{ActionStatus, ExecutionStatus, ExecutionView};
 pub use tonic_health::pb::health_check_response::ServingStatus;
 
 /// Runs each named `async fn name(server: &TestServer)` once per database: as test
-/// `name::sqlite` and as test `name::postgres` (see [`run_on`]).
+/// `name::sqlite` and as test `name::postgres` (see [`run_on`]). With `config = f;`
+/// first, the servers run with the settings `f()` returns.
 #[macro_export]
 macro_rules! db_tests {
+    (config = $config:path; $($name:ident),* $(,)?) => {$(
+        mod $name {
+            use $crate::harness::{Backend, run_on_with};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                run_on_with(Backend::Sqlite, stringify!($name), $config(), super::$name).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                run_on_with(Backend::Postgres, stringify!($name), $config(), super::$name).await;
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             use $crate::harness::{Backend, run_on};
@@ -55,10 +74,25 @@ macro_rules! db_tests {
 /// Runs `test` against a server over a fresh database of `backend` (named after `name`),
 /// then stops the server; does nothing when `backend` is not available here.
 pub async fn run_on(backend: Backend, name: &str, test: impl AsyncFnOnce(&TestServer)) {
+    run_on_with(backend, name, test_config(), test).await;
+}
+
+/// [`run_on`], with these server settings.
+pub async fn run_on_with(
+    backend: Backend,
+    name: &str,
+    config: executions::grpc::ServerConfig,
+    test: impl AsyncFnOnce(&TestServer),
+) {
     if !backend.available() {
         return;
     }
-    let server = TestServer::builder().on(backend).named(name).start().await;
+    let server = TestServer::builder()
+        .on(backend)
+        .named(name)
+        .config(config)
+        .start()
+        .await;
     test(&server).await;
     server.stop().await;
 }
