@@ -73,3 +73,51 @@ async fn load_past_the_limit_is_shed_at_once(server: &TestServer) {
     assert_eq!(get(&mut client, &e.id).await.revision, 2);
     server.stop().await;
 }
+
+/// No connection takes more than its share: with 8 slots, one connection holding 2 calls
+/// stuck behind a lock is refused a third (RESOURCE_EXHAUSTED `OVERLOADED`), while
+/// another connection is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_gets_a_quarter_of_the_slots() {
+    let server = TestServer::builder()
+        .config(ServerConfig {
+            limits: Limits {
+                max_concurrent_calls: 8,
+                ..Limits::default()
+            },
+            ..test_config()
+        })
+        .start()
+        .await;
+    let mut client = server.client.clone();
+    let e = start(&mut client, "share", fan(4)).await;
+    let lock = hold_lock(&server, &e.id).await;
+    let greedy = server.new_client().await;
+    let stuck: Vec<_> = (0..2)
+        .map(|i| {
+            let (mut greedy, id) = (greedy.clone(), e.id.clone());
+            tokio::spawn(async move {
+                greedy
+                    .update_action(report(&id, &format!("p{i}"), ActionStatus::Running))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let err = greedy
+        .clone()
+        .get_execution(get_request(&e.id))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::ResourceExhausted, "OVERLOADED", None);
+    assert_eq!(
+        get(&mut client, &e.id).await.revision,
+        1,
+        "another connection is served"
+    );
+    drop(lock);
+    for call in stuck {
+        call.await.unwrap().expect("the stuck calls finish");
+    }
+    server.stop().await;
+}

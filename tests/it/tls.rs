@@ -135,3 +135,52 @@ async fn tls_and_mutual_tls_are_served() {
     assert_eq!(get(&mut client, &e.id).await.revision, 1);
     mutual.stop().await;
 }
+
+/// A connection to a TLS server that never sends its ClientHello (a mute peer, or one
+/// that stops after a few bytes of it) is closed after the handshake timeout, as over
+/// plain TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_handshake_that_never_comes_is_cut_short() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = TestPki::new();
+    let (cert, key) = pki.issue(&["localhost", "127.0.0.1"]);
+    let server = TestServer::builder()
+        .config(ServerConfig {
+            tls: Some(TlsSettings {
+                cert_pem: cert.into_bytes(),
+                key_pem: key.into_bytes(),
+                client_ca_pem: None,
+            }),
+            limits: executions::grpc::Limits {
+                handshake_timeout: std::time::Duration::from_secs(2),
+                ..Default::default()
+            },
+            ..test_config()
+        })
+        .start()
+        .await;
+    for opening in [&b""[..], &[0x16, 0x03, 0x01, 0x02][..]] {
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        socket.write_all(opening).await.unwrap();
+        let opened = std::time::Instant::now();
+        let mut buffer = [0u8; 64];
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while let Ok(n) = socket.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "still open after 10 s");
+        let lived = opened.elapsed();
+        assert!(
+            lived >= std::time::Duration::from_millis(1_500),
+            "closed after {lived:?}"
+        );
+    }
+    let mut client = tls_client(server.addr, &pki.ca_pem, None).await.unwrap();
+    let e = start(&mut client, "after-mute", chain(1)).await;
+    assert_eq!(get(&mut client, &e.id).await.revision, 1);
+    server.stop().await;
+}
