@@ -1,5 +1,6 @@
-//! Code generated from `proto/workflow/executions/v1/executions.proto` by build.rs. The
-//! codec it uses is hand-written and lives in `crate::grpc::codec`.
+//! Code generated from `proto/workflow/executions/v1/executions.proto` by build.rs: the
+//! messages and the client ([`v1`]), and the server ([`server`]), which answers with the
+//! pre-encoded forms of `crate::grpc::wire` and uses the codec of `crate::grpc::codec`.
 
 /// Package `workflow.executions.v1`.
 #[allow(
@@ -15,6 +16,22 @@ pub mod v1 {
     /// Encoded file descriptor set of the package, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("executions_descriptor");
+}
+
+/// The `ExecutionService` server of package `workflow.executions.v1`, answering with
+/// pre-encoded executions.
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    rust_2018_idioms,
+    rustdoc::invalid_html_tags
+)]
+pub mod server {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/server/workflow.executions.v1.rs"
+    ));
 }
 
 #[cfg(test)]

@@ -11,11 +11,12 @@ use super::admission::{Admission, Slot};
 use super::metrics::Metrics;
 use super::render_cache::RenderCache;
 use super::to_proto::Presentation;
+use super::wire::{ListPage, SharedExecution, WatchEvent};
 use super::{caller, from_proto, size};
 use crate::domain::{Execution, View};
 use crate::error::Error;
+use crate::proto::server::execution_service_server::ExecutionService;
 use crate::proto::v1 as pb;
-use crate::proto::v1::execution_service_server::ExecutionService;
 use crate::service::Executions;
 
 /// Serves the `workflow.executions.v1.ExecutionService` RPCs.
@@ -75,23 +76,24 @@ impl ExecutionApi {
         })
     }
 
+    /// An answer of one execution, encoded once for every caller of its revision.
     fn respond(
         &self,
         out: &Presentation<'_>,
         execution: impl Into<Execution>,
-    ) -> Response<pb::Execution> {
-        Response::new(out.execution(&execution.into()))
+    ) -> Response<SharedExecution> {
+        Response::new(self.renders.execution(out, &execution.into()))
     }
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchExecutionResponse, Status>> + Send>>;
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ExecutionService for ExecutionApi {
     async fn get_execution(
         &self,
         request: Request<pb::GetExecutionRequest>,
-    ) -> Result<Response<pb::Execution>, Status> {
+    ) -> Result<Response<SharedExecution>, Status> {
         let _slot = self.admit(&request)?;
         let caller = caller::of(&request);
         let req = request.into_inner();
@@ -108,7 +110,7 @@ impl ExecutionService for ExecutionApi {
     async fn list_executions(
         &self,
         request: Request<pb::ListExecutionsRequest>,
-    ) -> Result<Response<pb::ListExecutionsResponse>, Status> {
+    ) -> Result<Response<ListPage>, Status> {
         let _slot = self.admit(&request)?;
         let caller = caller::of(&request);
         let req = request.into_inner();
@@ -124,8 +126,12 @@ impl ExecutionService for ExecutionApi {
             .list(&caller, list)
             .await
             .map_err(|e| self.failed(e))?;
-        Ok(Response::new(pb::ListExecutionsResponse {
-            executions: page.executions.iter().map(|e| out.execution(e)).collect(),
+        Ok(Response::new(ListPage {
+            executions: page
+                .executions
+                .iter()
+                .map(|e| self.renders.execution(&out, e))
+                .collect(),
             next_page_token: page.next_page_token,
         }))
     }
@@ -133,7 +139,7 @@ impl ExecutionService for ExecutionApi {
     async fn stop_execution(
         &self,
         request: Request<pb::StopExecutionRequest>,
-    ) -> Result<Response<pb::Execution>, Status> {
+    ) -> Result<Response<SharedExecution>, Status> {
         let _slot = self.admit(&request)?;
         let caller = caller::of(&request);
         let req = request.into_inner();
@@ -183,7 +189,7 @@ impl ExecutionService for ExecutionApi {
     async fn start_execution(
         &self,
         request: Request<pb::StartExecutionRequest>,
-    ) -> Result<Response<pb::Execution>, Status> {
+    ) -> Result<Response<SharedExecution>, Status> {
         let _slot = self.admit(&request)?;
         let caller = caller::of(&request);
         let mut req = request.into_inner();
@@ -201,7 +207,7 @@ impl ExecutionService for ExecutionApi {
     async fn update_action(
         &self,
         request: Request<pb::UpdateActionRequest>,
-    ) -> Result<Response<pb::Execution>, Status> {
+    ) -> Result<Response<SharedExecution>, Status> {
         let _slot = self.admit(&request)?;
         let caller = caller::of(&request);
         let req = request.into_inner();

@@ -8,6 +8,7 @@
 //! message-size limits, HTTP/2 stream limits and keepalive are the transport's settings.
 
 mod admission;
+mod api_server;
 pub mod auth;
 mod caller;
 pub mod codec;
@@ -24,6 +25,7 @@ mod status;
 mod structs;
 mod telemetry;
 mod to_proto;
+pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,7 +44,6 @@ pub use status::ERROR_DOMAIN;
 pub use structs::json_to_struct;
 
 use crate::proto::v1::FILE_DESCRIPTOR_SET;
-use crate::proto::v1::execution_service_server::ExecutionServiceServer;
 use crate::service::Executions;
 
 /// Settings of the gRPC server.
@@ -207,15 +208,15 @@ pub async fn run(
         None => None,
     };
     let limits = &config.limits;
-    let api = ExecutionServiceServer::new(ExecutionApi::new(
-        executions.clone(),
-        config.default_time_zone,
-        metrics.clone(),
-        limits,
-    ))
-    .max_decoding_message_size(limits.max_message_bytes)
-    .max_encoding_message_size(limits.max_message_bytes);
-    let api = compressed!(api);
+    let api = api_server::ApiServer::new(
+        ExecutionApi::new(
+            executions.clone(),
+            config.default_time_zone,
+            metrics.clone(),
+            limits,
+        ),
+        limits.max_message_bytes,
+    );
     let local_addr = listener.local_addr()?;
 
     let mut builder = Server::builder()

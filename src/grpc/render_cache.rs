@@ -1,9 +1,9 @@
-//! Wire forms of executions shared between watch streams.
+//! Wire forms of executions, encoded once and shared.
 //!
-//! A change to an execution with a thousand watchers would otherwise be converted to its
-//! wire form a thousand times (hashid, time formats, stats map). The same (execution,
-//! revision) always has the same state, so its wire form for a (view, zone) is converted
-//! once and cloned for each watcher.
+//! The same (execution, revision) always has the same state, so its wire form for a
+//! (view, zone) is converted and encoded once, and every Get, List row and watch event
+//! that needs it shares the same bytes (see `wire`): a change watched by a thousand
+//! watchers is encoded once, not a thousand times, and held once while they read it.
 
 use std::sync::Arc;
 
@@ -12,16 +12,11 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
 use super::to_proto::Presentation;
-use crate::domain::{ExecutionId, FullExecution, View};
-use crate::proto::v1 as pb;
+use super::wire::SharedExecution;
+use crate::domain::{Execution, ExecutionId, FullExecution, View};
 
-/// Estimated heap bytes of the wire forms kept.
+/// Bytes of encoded executions kept.
 const CAPACITY_BYTES: u64 = 32 << 20;
-/// Heap bytes of a decoded `pb::Execution` per byte of its encoding, measured: its strings,
-/// `Struct` maps and stats map take about seven times their encoded size. (Weighing
-/// entries by encoded size let the cache hold ~240 MiB where 32 MiB was meant: the server
-/// sat at 362 MiB under `loadgen mixed`, 124 MiB with this estimate.)
-const HEAP_PER_ENCODED_BYTE: u64 = 8;
 /// Expected number of entries, for sizing.
 const EXPECTED_ENTRIES: usize = 4_096;
 
@@ -30,16 +25,16 @@ type Key = (ExecutionId, i64, View, Tz);
 #[derive(Clone)]
 struct EncodedSize;
 
-impl Weighter<Key, Arc<pb::Execution>> for EncodedSize {
-    fn weight(&self, _key: &Key, value: &Arc<pb::Execution>) -> u64 {
-        prost::Message::encoded_len(value.as_ref()) as u64 * HEAP_PER_ENCODED_BYTE + 64
+impl Weighter<Key, SharedExecution> for EncodedSize {
+    fn weight(&self, _key: &Key, value: &SharedExecution) -> u64 {
+        value.len() as u64 + 64
     }
 }
 
-/// Recently converted executions, by (id, revision, view, zone).
+/// Recently encoded executions, by (id, revision, view, zone).
 #[derive(Clone)]
 pub struct RenderCache {
-    cache: Arc<Cache<Key, Arc<pb::Execution>, EncodedSize>>,
+    cache: Arc<Cache<Key, SharedExecution, EncodedSize>>,
 }
 
 impl std::fmt::Debug for RenderCache {
@@ -63,20 +58,32 @@ impl Default for RenderCache {
 }
 
 impl RenderCache {
-    /// The wire form of `execution` as `out` presents it.
-    pub fn execution(&self, out: &Presentation<'_>, execution: &FullExecution) -> pb::Execution {
-        let key = (
-            execution.header.id,
-            execution.header.revision,
-            out.view,
-            out.zone,
-        );
-        let rendered = self
-            .cache
+    /// The encoded wire form of `execution` as `out` presents it (its view must be what
+    /// `execution` was read with: FULL needs the detail).
+    pub fn execution(&self, out: &Presentation<'_>, execution: &Execution) -> SharedExecution {
+        self.get_or_encode(out, &execution.header, || out.execution(execution))
+    }
+
+    /// The encoded wire form of an execution held whole.
+    pub fn full_execution(
+        &self,
+        out: &Presentation<'_>,
+        execution: &FullExecution,
+    ) -> SharedExecution {
+        self.get_or_encode(out, &execution.header, || out.full_execution(execution))
+    }
+
+    fn get_or_encode(
+        &self,
+        out: &Presentation<'_>,
+        header: &crate::domain::Header,
+        convert: impl FnOnce() -> crate::proto::v1::Execution,
+    ) -> SharedExecution {
+        let key = (header.id, header.revision, out.view, out.zone);
+        self.cache
             .get_or_insert_with(&key, || {
-                Ok::<_, std::convert::Infallible>(Arc::new(out.full_execution(execution)))
+                Ok::<_, std::convert::Infallible>(SharedExecution::encode(&convert()))
             })
-            .unwrap_or_else(|never| match never {});
-        pb::Execution::clone(&rendered)
+            .unwrap_or_else(|never| match never {})
     }
 }

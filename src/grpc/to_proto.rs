@@ -5,6 +5,7 @@ use chrono_tz::Tz;
 
 use super::render_cache::RenderCache;
 use super::structs::json_to_struct;
+use super::wire;
 use crate::domain::{
     ActionState, ActionStatus, Detail, EdgeStatus, Execution, ExecutionStatus, FullExecution,
     HashidCodec, Header, Template, View, time,
@@ -37,21 +38,17 @@ impl Presentation<'_> {
         self.parts(&e.header, Some(&e.detail))
     }
 
-    /// The wire form of a watch event, converting its execution through `cache`.
-    pub fn watch_event(
-        &self,
-        event: &WatchEvent,
-        cache: &RenderCache,
-    ) -> pb::WatchExecutionResponse {
+    /// The wire form of a watch event, its execution encoded through `cache`.
+    pub fn watch_event(&self, event: &WatchEvent, cache: &RenderCache) -> wire::WatchEvent {
         let (kind, revision, execution) = match event {
             WatchEvent::Snapshot(e) => (pb::WatchEventKind::Snapshot, e.header.revision, Some(e)),
             WatchEvent::Update(e) => (pb::WatchEventKind::Update, e.header.revision, Some(e)),
             WatchEvent::Heartbeat { revision } => (pb::WatchEventKind::Heartbeat, *revision, None),
         };
-        pb::WatchExecutionResponse {
+        wire::WatchEvent {
             kind: kind as i32,
             revision,
-            execution: execution.map(|e| cache.execution(self, e)),
+            execution: execution.map(|e| cache.full_execution(self, e)),
             sent_at: Some(timestamp(Utc::now())),
         }
     }

@@ -10,6 +10,10 @@ object on stdout. Loopback only; every loop is bounded in count and time.
     h2probe.py stall ADDR PATH --calls N --hold SECONDS
         Opens N calls that send headers and never their message, answers pings, and holds
         the connection for SECONDS. Prints {"opened", "answered", "reset", "goaway"}.
+    h2probe.py unread ADDR PATH --payload HEX --calls N --connections C --hold SECONDS
+        Opens N calls spread over C connections whose receive window is 0, sends each
+        request whole, and never reads an answer; holds them for SECONDS (printing
+        {"ready": true} once all are sent, on stderr), then prints {"opened", "headers"}.
     h2probe.py rapid-reset ADDR PATH --count N
         HEADERS then RST_STREAM for N new streams, written in one burst (CVE-2023-44487).
         Prints {"sent", "goaway", "error_code", "seconds"}.
@@ -116,11 +120,20 @@ def call(args):
     sock.sendall(conn.data_to_send())
     result = {"status": -1, "message": "", "details_b64": "", "messages": 0}
     messages = 0
+    received = bytearray()
 
     def done(event):
-        nonlocal messages
+        nonlocal messages, received
         if isinstance(event, h2.events.DataReceived):
-            messages += 1
+            # Count whole gRPC messages (5-byte prefix, then the message), however the
+            # DATA frames cut them.
+            received += event.data
+            while len(received) >= 5:
+                size = int.from_bytes(received[1:5], "big")
+                if len(received) < 5 + size:
+                    break
+                del received[: 5 + size]
+                messages += 1
         if isinstance(event, (h2.events.TrailersReceived, h2.events.ResponseReceived)):
             got = status_of(event.headers)
             if got["status"] >= 0:
@@ -159,6 +172,39 @@ def stall(args):
 
     pump(sock, conn, count, time.monotonic() + args.hold)
     print(json.dumps({"opened": opened, "answered": answered, "reset": reset, "goaway": goaway}))
+
+
+def unread(args):
+    conns = [connect(args.addr, window=0) for _ in range(args.connections)]
+    payload = frame(bytes.fromhex(args.payload))
+    opened = 0
+    for i in range(args.calls):
+        sock, conn = conns[i % len(conns)]
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, request_headers(args.addr, args.path))
+        conn.send_data(stream, payload, end_stream=True)
+        opened += 1
+    for sock, conn in conns:
+        sock.sendall(conn.data_to_send())
+    print(json.dumps({"ready": True}), file=sys.stderr, flush=True)
+    headers = 0
+    deadline = time.monotonic() + args.hold
+    while time.monotonic() < deadline:
+        for sock, conn in conns:
+            sock.settimeout(0.05)
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                continue
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    headers += 1
+            out = conn.data_to_send()
+            if out:
+                sock.sendall(out)
+    print(json.dumps({"opened": opened, "headers": headers}))
 
 
 def rapid_reset(args):
@@ -209,12 +255,19 @@ def main():
     s.add_argument("path")
     s.add_argument("--calls", type=int, required=True)
     s.add_argument("--hold", type=float, required=True)
+    u = sub.add_parser("unread")
+    u.add_argument("addr")
+    u.add_argument("path")
+    u.add_argument("--payload", default="")
+    u.add_argument("--calls", type=int, required=True)
+    u.add_argument("--connections", type=int, default=1)
+    u.add_argument("--hold", type=float, required=True)
     r = sub.add_parser("rapid-reset")
     r.add_argument("addr")
     r.add_argument("path")
     r.add_argument("--count", type=int, required=True)
     args = parser.parse_args()
-    {"call": call, "stall": stall, "rapid-reset": rapid_reset}[args.command](args)
+    {"call": call, "stall": stall, "unread": unread, "rapid-reset": rapid_reset}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -272,6 +272,7 @@ async fn a_flood_of_calls_writes_a_bounded_number_of_log_lines() {
     };
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
     let server = serve(dir.path(), &["--listen", &addr, "--log-format", "json"])
         .env("RUST_LOG", "info")
         .spawn()
@@ -301,6 +302,8 @@ async fn a_flood_of_calls_writes_a_bounded_number_of_log_lines() {
         .await
         .expect("the server exits")
         .unwrap();
+    // Every second of the server's life may have its 200 lines.
+    let seconds = started.elapsed().as_secs() + 1;
     let logs = String::from_utf8_lossy(&output.stderr);
     let calls = churn["churner_outcomes"]
         .as_object()
@@ -330,3 +333,106 @@ async fn a_flood_of_calls_writes_a_bounded_number_of_log_lines() {
     );
     assert!(suppressed > 0, "no line says how many were suppressed");
 }
+
+/// Resident memory of process `pid`, in KiB (Linux `/proc`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Runs `h2probe.py unread` and waits until all its calls are sent; returns the process,
+/// to be awaited for its report.
+async fn unread_calls(
+    python: &str,
+    addr: &str,
+    path: &str,
+    payload: &str,
+    calls: usize,
+    connections: usize,
+) -> Child {
+    use tokio::io::AsyncBufReadExt;
+    let mut probe = Command::new(python)
+        .arg(hostile_script("h2probe.py"))
+        .args(["unread", addr, path, "--payload", payload, "--hold", "6"])
+        .args([
+            "--calls",
+            &calls.to_string(),
+            "--connections",
+            &connections.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut said = tokio::io::BufReader::new(probe.stderr.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), said.next_line())
+        .await
+        .expect("the probe sends its calls")
+        .unwrap();
+    assert_eq!(ready.as_deref(), Some(r#"{"ready": true}"#));
+    probe
+}
+
+/// Answers nobody reads hold no copy of the execution each: with a ~1 MB execution, 1,000
+/// watches whose client never reads (an HTTP/2 window of 0) add at most 16 KiB of server
+/// memory each, and 2 connections × 1,000 FULL Gets nobody reads keep the server under
+/// 400 MiB, while it goes on answering others. (Each of these answers shares the one
+/// encoded form of the execution's revision.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_answers_share_one_encoded_execution() {
+    let Some(python) = python(&["h2"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = serve(dir.path(), &["--listen", &addr])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = server.id().unwrap();
+    let mut client = connect_when_up(&addr).await;
+    let mut request = start_request_for("big", "");
+    request.execution_data = Some(to_struct(
+        &serde_json::json!({ "blob": "x".repeat(1_000_000) }),
+    ));
+    let e = client.start_execution(request).await.unwrap().into_inner();
+    // Warm up: the server's pools and caches, as a running server has them.
+    for _ in 0..20 {
+        get(&mut client, &e.id).await;
+    }
+    let payload = id_request_hex(&e.id);
+
+    let before = rss_kib(pid);
+    let watches = unread_calls(python, &addr, WATCH_PATH, &payload, 1_000, 10).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = rss_kib(pid);
+    let per_watch = during.saturating_sub(before) as f64 / 1_000.0;
+    eprintln!("unread watches: RSS {before} KiB -> {during} KiB, {per_watch:.1} KiB each");
+    assert!(per_watch <= 16.0, "{per_watch:.1} KiB per unread watch");
+    let report = watches.wait_with_output().await.unwrap();
+    let report: serde_json::Value = serde_json::from_slice(report.stdout.trim_ascii()).unwrap();
+    assert_eq!(report["opened"], 1_000, "{report}");
+
+    let gets = unread_calls(python, &addr, GET_PATH, &payload, 2_000, 2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = rss_kib(pid);
+    eprintln!("unread Gets: RSS {during} KiB");
+    assert!(during < 400 * 1024, "{during} KiB with 2,000 unread Gets");
+    let mut other = Client::connect(format!("http://{addr}")).await.unwrap();
+    assert_eq!(
+        get(&mut other, &e.id).await.revision,
+        1,
+        "others are answered"
+    );
+    gets.wait_with_output().await.unwrap();
+    drop(server);
+}
+
+const WATCH_PATH: &str = "/workflow.executions.v1.ExecutionService/WatchExecution";
+const GET_PATH: &str = "/workflow.executions.v1.ExecutionService/GetExecution";
