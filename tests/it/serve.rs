@@ -326,10 +326,9 @@ async fn a_flood_of_calls_writes_a_bounded_number_of_log_lines() {
         .map(|l| l["fields"]["suppressed"].as_u64().unwrap())
         .sum();
     assert!(calls > 2_000, "the churn made {calls} calls: {churn}");
-    // 3 s of churn plus the set-up calls and the seconds around them.
     assert!(
-        rpc_lines <= 200 * 6,
-        "{rpc_lines} per-call lines for {calls} calls"
+        rpc_lines <= 200 * seconds && rpc_lines < calls / 4,
+        "{rpc_lines} per-call lines for {calls} calls in {seconds} s"
     );
     assert!(suppressed > 0, "no line says how many were suppressed");
 }
