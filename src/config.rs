@@ -125,6 +125,10 @@ pub struct ServeArgs {
     /// them; past it the connection is closed (HTTP/2 rapid reset, CVE-2023-44487).
     #[arg(long, env = "EXECUTIONS_MAX_PENDING_RESETS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_pending_resets: u64,
+    /// Bytes that answers not yet read by their clients may hold, server-wide; past it new
+    /// calls are refused with RESOURCE_EXHAUSTED until clients read or go.
+    #[arg(long, env = "EXECUTIONS_MAX_UNSENT_BYTES", default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_unsent_bytes: u64,
     /// Address to serve Prometheus metrics on (`GET /metrics`); off when not set.
     #[arg(long, env = "EXECUTIONS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -183,6 +187,7 @@ impl ServeArgs {
                 max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
                 handshake_timeout: Duration::from_secs(self.handshake_timeout),
                 max_pending_resets: usize::try_from(self.max_pending_resets).unwrap_or(usize::MAX),
+                max_unsent_bytes: usize::try_from(self.max_unsent_bytes).unwrap_or(usize::MAX),
             },
             metrics_listen: self.metrics_listen,
         })

@@ -81,6 +81,17 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+    /// Answers that their clients have not taken yet hold more bytes than the server's
+    /// budget; the caller should back off and retry (here or on another replica).
+    #[error(
+        "overloaded: answers not yet read by their clients hold {held} bytes, past the limit of {limit}; retry with backoff, or on another replica"
+    )]
+    UnsentBacklog {
+        /// Bytes held now.
+        held: usize,
+        /// The configured budget.
+        limit: usize,
+    },
     /// The caller's deadline passed before the work was done; nothing was changed.
     #[error("deadline exceeded; nothing was changed")]
     DeadlineExceeded,

@@ -30,6 +30,7 @@ use tonic::{Code, Request, Status};
 
 use super::codec::SmallBufferCodec;
 use super::handler::ExecutionApi;
+use super::unsent::{Held, UnsentBudget};
 use super::wire::{Chunks, WatchEvent};
 use crate::error::Error;
 use crate::proto::server::execution_service_server::ExecutionService;
@@ -42,14 +43,18 @@ const SERVICE: &str = "workflow.executions.v1.ExecutionService";
 pub struct ApiServer {
     api: Arc<ExecutionApi>,
     max_message_bytes: usize,
+    unsent: UnsentBudget,
 }
 
 impl ApiServer {
-    /// Serves `api`, refusing messages larger than `max_message_bytes` either way.
-    pub fn new(api: ExecutionApi, max_message_bytes: usize) -> Self {
+    /// Serves `api`, refusing messages larger than `max_message_bytes` either way, and
+    /// new calls while answers not yet taken by their clients hold more than
+    /// `max_unsent_bytes`.
+    pub fn new(api: ExecutionApi, max_message_bytes: usize, max_unsent_bytes: usize) -> Self {
         Self {
             api: Arc::new(api),
             max_message_bytes,
+            unsent: UnsentBudget::new(max_unsent_bytes),
         }
     }
 }
@@ -68,7 +73,15 @@ impl tower::Service<http::Request<Body>> for ApiServer {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let (api, max) = (self.api.clone(), self.max_message_bytes);
+        let (api, max, unsent) = (
+            self.api.clone(),
+            self.max_message_bytes,
+            self.unsent.clone(),
+        );
+        if let Some((held, limit)) = self.unsent.spent() {
+            let refused = Status::from(Error::UnsentBacklog { held, limit });
+            return Box::pin(async move { Ok(refused.into_http()) });
+        }
         let method = request
             .uri()
             .path()
@@ -78,37 +91,31 @@ impl tower::Service<http::Request<Body>> for ApiServer {
         Box::pin(async move {
             let answer = match method.as_str() {
                 "GetExecution" => {
-                    unary(request, max, |r| async move { api.get_execution(r).await }).await
+                    let handle = |r| async move { api.get_execution(r).await };
+                    unary(request, max, unsent, handle).await
                 }
                 "ListExecutions" => {
-                    unary(
-                        request,
-                        max,
-                        |r| async move { api.list_executions(r).await },
-                    )
-                    .await
+                    let handle = |r| async move { api.list_executions(r).await };
+                    unary(request, max, unsent, handle).await
                 }
                 "StopExecution" => {
-                    unary(request, max, |r| async move { api.stop_execution(r).await }).await
+                    let handle = |r| async move { api.stop_execution(r).await };
+                    unary(request, max, unsent, handle).await
                 }
                 "StartExecution" => {
-                    unary(
-                        request,
-                        max,
-                        |r| async move { api.start_execution(r).await },
-                    )
-                    .await
+                    let handle = |r| async move { api.start_execution(r).await };
+                    unary(request, max, unsent, handle).await
                 }
                 "UpdateAction" => {
-                    unary(request, max, |r| async move { api.update_action(r).await }).await
+                    let handle = |r| async move { api.update_action(r).await };
+                    unary(request, max, unsent, handle).await
                 }
                 "WatchExecution" => {
-                    streaming(request, max, |r| async move {
-                        api.watch_execution(r)
-                            .await
-                            .map(|stream| stream.into_inner().boxed())
-                    })
-                    .await
+                    let handle = |r| async move {
+                        let stream = api.watch_execution(r).await?.into_inner();
+                        Ok(stream.boxed())
+                    };
+                    streaming(request, max, unsent, handle).await
                 }
                 _ => Err(Status::unimplemented("")),
             };
@@ -182,6 +189,7 @@ fn answer_headers(encoding: Option<&'static str>) -> http::response::Builder {
 async fn unary<T, A, F, Fut>(
     request: http::Request<Body>,
     max: usize,
+    unsent: UnsentBudget,
     handle: F,
 ) -> Result<http::Response<Body>, Status>
 where
@@ -194,7 +202,10 @@ where
     let request = request_of(request, max).await?;
     let answer = handle(request).await?.into_inner();
     let framed = frame(answer, max, encoding)?;
-    let body = AnswerBody::new(futures::stream::once(async move { Ok(framed) }).boxed());
+    let body = AnswerBody::new(
+        futures::stream::once(async move { Ok(framed) }).boxed(),
+        unsent,
+    );
     Ok(answer_headers(encoding)
         .body(Body::new(body))
         .unwrap_or_else(|_| Status::internal("answer headers").into_http()))
@@ -203,6 +214,7 @@ where
 async fn streaming<T, F, Fut>(
     request: http::Request<Body>,
     max: usize,
+    unsent: UnsentBudget,
     handle: F,
 ) -> Result<http::Response<Body>, Status>
 where
@@ -214,7 +226,7 @@ where
     let events = handle(request).await?;
     let framed = events.map(move |event| event.and_then(|e| frame(e, max, None)));
     Ok(answer_headers(None)
-        .body(Body::new(AnswerBody::new(framed.boxed())))
+        .body(Body::new(AnswerBody::new(framed.boxed(), unsent)))
         .unwrap_or_else(|_| Status::internal("answer headers").into_http()))
 }
 
@@ -273,18 +285,24 @@ fn compress(encoding: &str, chunks: &[Bytes]) -> Result<Bytes, Status> {
 type Framed = BoxStream<'static, Result<VecDeque<Bytes>, Status>>;
 
 /// A response body: each message's chunks in turn, then the trailers with the status.
+/// The buffers of the message in hand count against the unsent budget until the next
+/// message replaces it or the body is dropped.
 struct AnswerBody {
     chunks: VecDeque<Bytes>,
     messages: Option<Framed>,
     trailers: Option<HeaderMap>,
+    unsent: UnsentBudget,
+    held: Held,
 }
 
 impl AnswerBody {
-    fn new(messages: Framed) -> Self {
+    fn new(messages: Framed, unsent: UnsentBudget) -> Self {
         Self {
             chunks: VecDeque::new(),
             messages: Some(messages),
             trailers: None,
+            unsent,
+            held: Held::default(),
         }
     }
 
@@ -314,7 +332,10 @@ impl HttpBody for AnswerBody {
             };
             match messages.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunks))) => self.chunks = chunks,
+                Poll::Ready(Some(Ok(chunks))) => {
+                    self.held = self.unsent.hold(&chunks);
+                    self.chunks = chunks;
+                }
                 Poll::Ready(Some(Err(status))) => self.end_with(&status),
                 Poll::Ready(None) => self.end_with(&Status::new(Code::Ok, "")),
             }

@@ -25,6 +25,7 @@ mod status;
 mod structs;
 mod telemetry;
 mod to_proto;
+mod unsent;
 pub mod wire;
 
 use std::future::Future;
@@ -124,6 +125,10 @@ pub struct Limits {
     /// their calls; thousands are needed for that, while an attack's burst passes any
     /// such number at once.
     pub max_pending_resets: usize,
+    /// Bytes that answers not yet taken by their clients may hold, server-wide (a buffer
+    /// shared by several answers counts once); past it new calls are refused with
+    /// RESOURCE_EXHAUSTED.
+    pub max_unsent_bytes: usize,
 }
 
 impl Default for Limits {
@@ -137,6 +142,7 @@ impl Default for Limits {
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             max_pending_resets: 4096,
+            max_unsent_bytes: 256 << 20,
         }
     }
 }
@@ -216,6 +222,7 @@ pub async fn run(
             limits,
         ),
         limits.max_message_bytes,
+        limits.max_unsent_bytes,
     );
     let local_addr = listener.local_addr()?;
 

@@ -61,7 +61,9 @@ impl From<Error> for Status {
             Error::ServiceUnknown(_) => (Code::NotFound, "SERVICE_NOT_FOUND"),
             Error::Unauthenticated => (Code::Unauthenticated, "UNAUTHENTICATED"),
             Error::PermissionDenied { reason, .. } => (Code::PermissionDenied, *reason),
-            Error::Overloaded { .. } => (Code::ResourceExhausted, "OVERLOADED"),
+            Error::Overloaded { .. } | Error::UnsentBacklog { .. } => {
+                (Code::ResourceExhausted, "OVERLOADED")
+            }
             Error::DeadlineExceeded => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
             Error::DatabaseUnavailable { source, site } => {
                 tracing::warn!(error = %source, %site, "database unavailable");

@@ -10,9 +10,10 @@ object on stdout. Loopback only; every loop is bounded in count and time.
     h2probe.py stall ADDR PATH --calls N --hold SECONDS
         Opens N calls that send headers and never their message, answers pings, and holds
         the connection for SECONDS. Prints {"opened", "answered", "reset", "goaway"}.
-    h2probe.py unread ADDR PATH --payload HEX --calls N --connections C --hold SECONDS
-        Opens N calls spread over C connections whose receive window is 0, sends each
-        request whole, and never reads an answer; holds them for SECONDS (printing
+    h2probe.py unread ADDR PATH --payload HEX [--payload HEX...] --calls N --connections C
+                      --hold SECONDS
+        Opens N calls spread over C connections whose receive window is 0 (their requests
+        taking the payloads in turn), sends each request whole, and never reads an answer; holds them for SECONDS (printing
         {"ready": true} once all are sent, on stderr), then prints {"opened", "headers"}.
     h2probe.py rapid-reset ADDR PATH --count N
         HEADERS then RST_STREAM for N new streams, written in one burst (CVE-2023-44487).
@@ -176,13 +177,13 @@ def stall(args):
 
 def unread(args):
     conns = [connect(args.addr, window=0) for _ in range(args.connections)]
-    payload = frame(bytes.fromhex(args.payload))
+    payloads = [frame(bytes.fromhex(p)) for p in args.payload]
     opened = 0
     for i in range(args.calls):
         sock, conn = conns[i % len(conns)]
         stream = conn.get_next_available_stream_id()
         conn.send_headers(stream, request_headers(args.addr, args.path))
-        conn.send_data(stream, payload, end_stream=True)
+        conn.send_data(stream, payloads[i % len(payloads)], end_stream=True)
         opened += 1
     for sock, conn in conns:
         sock.sendall(conn.data_to_send())
@@ -258,7 +259,7 @@ def main():
     u = sub.add_parser("unread")
     u.add_argument("addr")
     u.add_argument("path")
-    u.add_argument("--payload", default="")
+    u.add_argument("--payload", action="append", required=True)
     u.add_argument("--calls", type=int, required=True)
     u.add_argument("--connections", type=int, default=1)
     u.add_argument("--hold", type=float, required=True)

@@ -346,3 +346,58 @@ async fn health_of_an_unknown_service_follows_the_protocol() {
     assert_error(&err, Code::NotFound, "SERVICE_NOT_FOUND", None);
     server.stop().await;
 }
+
+/// A server-wide budget bounds the bytes held by answers nobody reads: with 4 MiB
+/// allowed, Gets of eight ~0.7 MB executions that their client never reads (HTTP/2
+/// window 0) spend it, new calls are then refused with RESOURCE_EXHAUSTED `OVERLOADED`
+/// (health still answers), and they are served again once that client goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answers_nobody_reads_have_a_budget() {
+    let Some(python) = python(&["h2"]) else {
+        return;
+    };
+    let server = TestServer::builder()
+        .config(ServerConfig {
+            limits: Limits {
+                max_unsent_bytes: 4 << 20,
+                ..Limits::default()
+            },
+            ..test_config()
+        })
+        .start()
+        .await;
+    let mut client = server.client.clone();
+    let mut payloads = Vec::new();
+    for i in 0..8 {
+        let mut request = start_request_for("heavy", "");
+        request.execution_data = Some(to_struct(
+            &serde_json::json!({ "blob": format!("{i}").repeat(700_000) }),
+        ));
+        let e = client.start_execution(request).await.unwrap().into_inner();
+        payloads.push(id_request_hex(&e.id));
+    }
+    let addr = server.addr.to_string();
+    let probe = crate::serve::unread_calls(python, &addr, GET, &payloads, 64, 2).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let err = client
+        .list_executions(executions::proto::v1::ListExecutionsRequest::default())
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::ResourceExhausted, "OVERLOADED", None);
+    assert_health(&server, ServingStatus::Serving).await;
+    probe.wait_with_output().await.unwrap();
+    let mut served = false;
+    for _ in 0..50 {
+        if client
+            .list_executions(executions::proto::v1::ListExecutionsRequest::default())
+            .await
+            .is_ok()
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "served again once the reader is gone");
+    server.stop().await;
+}

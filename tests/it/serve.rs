@@ -343,20 +343,21 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// Runs `h2probe.py unread` and waits until all its calls are sent; returns the process,
-/// to be awaited for its report.
-async fn unread_calls(
+/// Runs `h2probe.py unread` (its calls taking `payloads` in turn) and waits until all its
+/// calls are sent; returns the process, to be awaited for its report.
+pub async fn unread_calls(
     python: &str,
     addr: &str,
     path: &str,
-    payload: &str,
+    payloads: &[String],
     calls: usize,
     connections: usize,
 ) -> Child {
     use tokio::io::AsyncBufReadExt;
     let mut probe = Command::new(python)
         .arg(hostile_script("h2probe.py"))
-        .args(["unread", addr, path, "--payload", payload, "--hold", "6"])
+        .args(["unread", addr, path, "--hold", "6"])
+        .args(payloads.iter().flat_map(|p| ["--payload", p.as_str()]))
         .args([
             "--calls",
             &calls.to_string(),
@@ -405,7 +406,7 @@ async fn unread_answers_share_one_encoded_execution() {
     for _ in 0..20 {
         get(&mut client, &e.id).await;
     }
-    let payload = id_request_hex(&e.id);
+    let payload = [id_request_hex(&e.id)];
 
     let before = rss_kib(pid);
     let watches = unread_calls(python, &addr, WATCH_PATH, &payload, 1_000, 10).await;
