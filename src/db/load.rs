@@ -104,6 +104,25 @@ pub async fn load(
     }
 }
 
+/// The id and current revision of the execution `target`, if it belongs to `tenant`: one
+/// indexed read of two columns, for answers served from the encoded form of a revision
+/// (strongly consistent: the revision is read, only its encoding is reused).
+pub async fn revision_of(
+    conn: &impl ConnectionTrait,
+    target: ExecutionRef,
+    tenant: Option<&str>,
+) -> Result<Option<(ExecutionId, i64)>, Error> {
+    use execution::Column as C;
+    let row: Option<(uuid::Uuid, i64)> = execution::Entity::find()
+        .select_only()
+        .columns([C::Id, C::Revision])
+        .filter(visible(target, tenant))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(row.map(|(id, revision)| (ExecutionId::new(id), revision)))
+}
+
 /// Loads an execution for a change, locking its row until the transaction ends
 /// (`FOR UPDATE` on PostgreSQL; on SQLite the caller holds the database's write lock).
 pub async fn load_for_change(

@@ -99,6 +99,18 @@ impl ExecutionService for ExecutionApi {
         let req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &req.time_zone)?;
         let target = from_proto::execution_ref(self.executions.hashids(), "id", &req.id)?;
+        if out.view == View::Full {
+            // The FULL form of the current revision, if it was encoded already: one cheap
+            // read of the revision instead of the execution and its actions.
+            let (id, revision) = self
+                .executions
+                .current_revision(&caller, target)
+                .await
+                .map_err(|e| self.failed(e))?;
+            if let Some(encoded) = self.renders.cached(&out, id, revision) {
+                return Ok(Response::new(encoded));
+            }
+        }
         let execution = self
             .executions
             .get(&caller, target, out.view)

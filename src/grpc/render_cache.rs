@@ -73,6 +73,16 @@ impl RenderCache {
         self.get_or_encode(out, &execution.header, || out.full_execution(execution))
     }
 
+    /// The encoded form of `id` at `revision` as `out` presents it, if it is cached.
+    pub fn cached(
+        &self,
+        out: &Presentation<'_>,
+        id: ExecutionId,
+        revision: i64,
+    ) -> Option<SharedExecution> {
+        self.cache.get(&(id, revision, out.view, out.zone))
+    }
+
     fn get_or_encode(
         &self,
         out: &Presentation<'_>,

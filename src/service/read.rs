@@ -4,7 +4,7 @@
 use super::{Caller, Executions, page_token};
 use crate::db;
 use crate::domain::listing::{Cursor, ListFilter, ListQuery, SortOrder};
-use crate::domain::{Execution, ExecutionRef, View};
+use crate::domain::{Execution, ExecutionId, ExecutionRef, View};
 use crate::error::Error;
 
 /// A page request as the transport hands it over, already validated field by field.
@@ -48,6 +48,25 @@ impl Executions {
             // transaction carries its time budget to the database.
             let txn = self.db.begin_read(budget).await?;
             let found = db::load(&txn, target, tenant, view).await?;
+            txn.commit().await?;
+            found
+        };
+        found.ok_or_else(|| self.not_found(target))
+    }
+
+    /// The id and current revision of one execution (strongly consistent), for answers
+    /// that may reuse the encoded form of that revision.
+    pub async fn current_revision(
+        &self,
+        caller: &Caller,
+        target: ExecutionRef,
+    ) -> Result<(ExecutionId, i64), Error> {
+        let (tenant, budget) = (caller.tenant.as_deref(), caller.budget()?);
+        let found = if budget.is_none() {
+            db::revision_of(self.db.conn(), target, tenant).await?
+        } else {
+            let txn = self.db.begin_read(budget).await?;
+            let found = db::revision_of(&txn, target, tenant).await?;
             txn.commit().await?;
             found
         };
