@@ -80,8 +80,9 @@ where
             .and_then(|value| value.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map(|timeout| Instant::now() + timeout.saturating_sub(DEADLINE_MARGIN));
-        // For the message of an unknown method, which tonic leaves empty.
-        let path = request.uri().path().to_owned();
+        // For the message of an unknown method, which tonic leaves empty (a `Uri` clone
+        // shares its bytes).
+        let uri = request.uri().clone();
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = match deadline {
@@ -96,13 +97,13 @@ where
                 }
             };
             let (mut parts, body) = response.into_parts();
-            if settle(&mut parts.headers, &path) {
+            if settle(&mut parts.headers, uri.path()) {
                 // Trailers-only: the status is in the headers and no body follows.
                 return Ok(http::Response::from_parts(parts, body));
             }
             let body = EdgeBody {
                 inner: body,
-                path,
+                uri,
                 deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
                 done: false,
             };
@@ -125,7 +126,7 @@ pin_project_lite::pin_project! {
     struct EdgeBody {
         #[pin]
         inner: Body,
-        path: String,
+        uri: http::Uri,
         deadline: Option<Pin<Box<Sleep>>>,
         done: bool,
     }
@@ -147,7 +148,7 @@ impl HttpBody for EdgeBody {
             Poll::Ready(Some(Ok(frame))) => {
                 let frame = match frame.into_trailers() {
                     Ok(mut trailers) => {
-                        settle(&mut trailers, this.path);
+                        settle(&mut trailers, this.uri.path());
                         Frame::trailers(trailers)
                     }
                     Err(frame) => frame,
@@ -183,6 +184,12 @@ impl HttpBody for EdgeBody {
 /// trailers), if there is one: the code a caller expects, an `ErrorInfo`, a bounded
 /// message. True when `headers` held a status. `path` is the call's.
 fn settle(headers: &mut HeaderMap, path: &str) -> bool {
+    match headers.get(Status::GRPC_STATUS) {
+        None => return false,
+        // OK, the common case, needs nothing.
+        Some(code) if code.as_bytes() == b"0" => return true,
+        Some(_) => {}
+    }
     let Some(status) = Status::from_header_map(headers) else {
         return false;
     };

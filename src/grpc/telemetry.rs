@@ -1,8 +1,9 @@
 //! One `tracing` span per call, and its metrics, as the outermost tower layer.
 //!
 //! The span (`rpc`) carries the method and the peer; the handler's own events happen
-//! inside it. When the call ends, the span gets its status code and latency, one `rpc`
-//! event is logged, and the call is recorded in [`Metrics`]. A call's code is in its
+//! inside it. When the call ends, one `rpc` event with its status code and latency is
+//! logged (the span does not repeat them: recording fields into a span formats them for
+//! every call, logged or not), and the call is recorded in [`Metrics`]. A call's code is in its
 //! response headers when it failed at once, otherwise in the trailers after its last
 //! message, so the response body is watched until it ends: for a watch stream, the
 //! latency is the stream's whole life. Calls refused by the layers inside (tokens, load
@@ -141,13 +142,7 @@ where
         self.metrics.record_start(rpc);
         let method = rpc.path;
         let peer = peer(&request).map(tracing::field::display);
-        let span = tracing::info_span!(
-            "rpc",
-            method,
-            peer,
-            code = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
-        );
+        let span = tracing::info_span!("rpc", method, peer,);
         let mut call = CallEnd {
             rpc,
             started: Instant::now(),
@@ -194,8 +189,6 @@ impl CallEnd {
         let elapsed = self.started.elapsed();
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let code_name = super::metrics::code_name(code);
-        self.span.record("code", code_name);
-        self.span.record("latency_ms", latency_ms);
         self.metrics.record_call(self.rpc, code, elapsed);
         let Some(suppressed) = self.lines.take() else {
             return;

@@ -97,7 +97,8 @@ impl Session {
             get.per_second,
             health.per_second,
             "/s",
-            0.5,
+            // The target of the issue that set it: a quarter of the transport's own rate.
+            0.25,
         );
         get
     }
