@@ -112,15 +112,16 @@ async fn streams_past_the_connection_limit_wait_for_a_free_one() {
     server.stop().await;
 }
 
-/// Connects raw TCP, speaks the HTTP/2 preface and SETTINGS, then never answers anything
-/// (not even PINGs); returns how long until the server closed the connection, if it did
-/// within `patience`.
-async fn silent_peer_lifetime(addr: std::net::SocketAddr, patience: Duration) -> Option<Duration> {
+/// Connects raw TCP and sends `opening` (nothing, or the HTTP/2 preface and SETTINGS),
+/// then never answers anything (not even PINGs); returns how long until the server closed
+/// the connection, if it did within `patience`.
+async fn peer_lifetime(
+    addr: std::net::SocketAddr,
+    opening: &[u8],
+    patience: Duration,
+) -> Option<Duration> {
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    socket
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        .await
-        .unwrap();
+    socket.write_all(opening).await.unwrap();
     let opened = Instant::now();
     let mut buffer = [0u8; 1024];
     tokio::time::timeout(patience, async {
@@ -134,6 +135,9 @@ async fn silent_peer_lifetime(addr: std::net::SocketAddr, patience: Duration) ->
     .await
     .ok()
 }
+
+/// The HTTP/2 client preface and an empty SETTINGS frame.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
 /// A peer that stops answering is dropped by keepalive: with a 1 s interval and 1 s
 /// timeout the server closes a connection whose PINGs go unanswered within a few seconds,
@@ -153,8 +157,8 @@ async fn keepalive_closes_connections_that_stop_answering() {
         .await;
     let default = TestServer::builder().start().await;
     let (closed, kept) = tokio::join!(
-        silent_peer_lifetime(quick.addr, Duration::from_secs(8)),
-        silent_peer_lifetime(default.addr, Duration::from_secs(4)),
+        peer_lifetime(quick.addr, PREFACE, Duration::from_secs(8)),
+        peer_lifetime(default.addr, PREFACE, Duration::from_secs(4)),
     );
     let closed = closed.expect("the quick-keepalive server closes the silent connection");
     assert!(
@@ -169,24 +173,6 @@ async fn keepalive_closes_connections_that_stop_answering() {
     assert_eq!(get(&mut client, &e.id).await.revision, 1);
     quick.stop().await;
     default.stop().await;
-}
-
-/// How long until the server closes a TCP connection that sends nothing, if it does within
-/// `patience`.
-async fn mute_peer_lifetime(addr: std::net::SocketAddr, patience: Duration) -> Option<Duration> {
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let opened = Instant::now();
-    let mut buffer = [0u8; 64];
-    tokio::time::timeout(patience, async {
-        loop {
-            match socket.read(&mut buffer).await {
-                Ok(0) | Err(_) => return opened.elapsed(),
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .ok()
 }
 
 /// Connections that never speak are closed after the handshake timeout, and at most
@@ -206,10 +192,10 @@ async fn mute_connections_are_closed_and_counted_against_a_cap() {
         .start()
         .await;
     let mute: Vec<_> = (0..3)
-        .map(|_| tokio::spawn(mute_peer_lifetime(server.addr, Duration::from_secs(10))))
+        .map(|_| tokio::spawn(peer_lifetime(server.addr, b"", Duration::from_secs(10))))
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let fourth = mute_peer_lifetime(server.addr, Duration::from_secs(10))
+    let fourth = peer_lifetime(server.addr, b"", Duration::from_secs(10))
         .await
         .expect("closed");
     assert!(
