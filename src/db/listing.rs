@@ -11,7 +11,7 @@ use super::entity::execution;
 use super::load::{select_headers, with_actions_of_many};
 use super::rows;
 use crate::domain::listing::{ListFilter, ListQuery, SortOrder};
-use crate::domain::{Execution, View};
+use crate::domain::{Execution, ExecutionStatus, View};
 use crate::error::{Error, OrInternal};
 
 /// Executions matching the query, in its order, at most `limit`.
@@ -73,6 +73,28 @@ pub async fn list(conn: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<
         .into_iter()
         .map(Execution::from)
         .collect())
+}
+
+/// How many executions match `filter`, by status: one query, `GROUP BY status` over the
+/// status indexes (no row is read when only statuses and the tenant are filtered).
+pub async fn count_by_status(
+    conn: &impl ConnectionTrait,
+    filter: &ListFilter,
+) -> Result<Vec<(ExecutionStatus, i64)>, Error> {
+    use execution::Column as C;
+    let condition = filter_condition(filter, conn.get_database_backend())?;
+    let rows: Vec<(String, i64)> = execution::Entity::find()
+        .select_only()
+        .column(C::Status)
+        .column_as(C::Seq.count(), "n")
+        .filter(condition)
+        .group_by(C::Status)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|(status, n)| Ok((status.parse().or_internal()?, n)))
+        .collect()
 }
 
 fn filter_condition(filter: &ListFilter, backend: DatabaseBackend) -> Result<Condition, Error> {

@@ -21,7 +21,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
 
-pub use listing::list;
+pub use listing::{count_by_status, list};
 pub use load::{find_by_request_id, load, load_for_change, load_many, revision_of};
 pub use store::{creation_time, insert_execution, is_unique_violation, save_change};
 

@@ -98,6 +98,10 @@ impl tower::Service<http::Request<Body>> for ApiServer {
                     let handle = |r| async move { api.list_executions(r).await };
                     unary(request, max, unsent, handle).await
                 }
+                "CountExecutions" => {
+                    let handle = |r| async move { api.count_executions(r).await };
+                    unary(request, max, unsent, handle).await
+                }
                 "StopExecution" => {
                     let handle = |r| async move { api.stop_execution(r).await };
                     unary(request, max, unsent, handle).await

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::admission::{Admission, Slot};
 use super::metrics::Metrics;
 use super::render_cache::RenderCache;
-use super::to_proto::Presentation;
+use super::to_proto::{self, Presentation};
 use super::wire::{ListPage, SharedExecution, WatchEvent};
 use super::{caller, from_proto, size};
 use crate::domain::{Execution, View};
@@ -146,6 +146,21 @@ impl ExecutionService for ExecutionApi {
                 .collect(),
             next_page_token: page.next_page_token,
         }))
+    }
+
+    async fn count_executions(
+        &self,
+        request: Request<pb::CountExecutionsRequest>,
+    ) -> Result<Response<pb::CountExecutionsResponse>, Status> {
+        let _slot = self.admit(&request)?;
+        let caller = caller::of(&request);
+        let filter = from_proto::count_filter(request.into_inner())?;
+        let counts = self
+            .executions
+            .count(&caller, filter)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(Response::new(to_proto::counts(&counts)))
     }
 
     async fn stop_execution(

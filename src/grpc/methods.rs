@@ -76,6 +76,10 @@ static KNOWN: &[Rpc] = &[
         RpcType::Unary,
     ),
     rpc(
+        "workflow.executions.v1.ExecutionService/CountExecutions",
+        RpcType::Unary,
+    ),
+    rpc(
         "workflow.executions.v1.ExecutionService/WatchExecution",
         RpcType::ServerStream,
     ),

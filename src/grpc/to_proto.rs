@@ -160,6 +160,28 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// The answer of CountExecutions: every status present, zero included.
+pub fn counts(by_status: &[(ExecutionStatus, i64)]) -> pb::CountExecutionsResponse {
+    let mut counts_by_status: std::collections::HashMap<String, i64> = [
+        ExecutionStatus::Running,
+        ExecutionStatus::Completed,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Stopped,
+    ]
+    .into_iter()
+    .map(|status| (execution_status(status).as_str_name().to_owned(), 0))
+    .collect();
+    for (status, n) in by_status {
+        *counts_by_status
+            .entry(execution_status(*status).as_str_name().to_owned())
+            .or_default() += n;
+    }
+    pb::CountExecutionsResponse {
+        count: by_status.iter().map(|(_, n)| n).sum(),
+        counts_by_status,
+    }
+}
+
 fn execution_status(s: ExecutionStatus) -> pb::ExecutionStatus {
     match s {
         ExecutionStatus::Running => pb::ExecutionStatus::Running,

@@ -84,6 +84,13 @@ impl Chunks for ListPage {
     }
 }
 
+impl Chunks for pb::CountExecutionsResponse {
+    fn chunks(self) -> (usize, Vec<Bytes>) {
+        let bytes = Bytes::from(self.encode_to_vec());
+        (bytes.len(), vec![bytes])
+    }
+}
+
 impl Chunks for WatchEvent {
     /// The fields before the execution, the shared execution, and `sent_at`.
     fn chunks(self) -> (usize, Vec<Bytes>) {

@@ -4,7 +4,7 @@
 use super::{Caller, Executions, page_token};
 use crate::db;
 use crate::domain::listing::{Cursor, ListFilter, ListQuery, SortOrder};
-use crate::domain::{Execution, ExecutionId, ExecutionRef, View};
+use crate::domain::{Execution, ExecutionId, ExecutionRef, ExecutionStatus, View};
 use crate::error::Error;
 
 /// A page request as the transport hands it over, already validated field by field.
@@ -71,6 +71,28 @@ impl Executions {
             found
         };
         found.ok_or_else(|| self.not_found(target))
+    }
+
+    /// How many executions match `filter`, by status (from one snapshot). A caller
+    /// confined to a tenant counts that tenant's executions only, whatever its filter
+    /// says.
+    pub async fn count(
+        &self,
+        caller: &Caller,
+        mut filter: ListFilter,
+    ) -> Result<Vec<(ExecutionStatus, i64)>, Error> {
+        if let Some(tenant) = &caller.tenant {
+            filter.user_key = Some(tenant.clone());
+        }
+        let budget = caller.budget()?;
+        if budget.is_none() {
+            // One statement reads one snapshot.
+            return db::count_by_status(self.db.conn(), &filter).await;
+        }
+        let txn = self.db.begin_read(budget).await?;
+        let counts = db::count_by_status(&txn, &filter).await?;
+        txn.commit().await?;
+        Ok(counts)
     }
 
     /// Reads one page of executions (in one snapshot). A caller confined to a tenant gets

@@ -17,6 +17,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod concurrency;
+mod counts;
 mod deadlines;
 mod filters;
 mod grpcurl;

@@ -4,6 +4,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_create_executions;
+mod m0002_status_indexes;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -11,6 +12,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_create_executions::Migration)]
+        vec![
+            Box::new(m0001_create_executions::Migration),
+            Box::new(m0002_status_indexes::Migration),
+        ]
     }
 }

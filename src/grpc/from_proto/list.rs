@@ -26,6 +26,47 @@ pub fn list_request(req: pb::ListExecutionsRequest) -> Result<ListRequest, Error
             "order_by is \"created_at desc\" or \"created_at asc\"",
         )
     })?;
+    let filter = list_filter(ListFilterFields {
+        statuses: &req.statuses,
+        key: req.key,
+        user_key: req.user_key,
+        created_after: req.created_after,
+        created_before: req.created_before,
+        execution_data: req.execution_data,
+    })?;
+    Ok(ListRequest {
+        filter,
+        order,
+        page_size,
+        page_token: req.page_token,
+        view: view(req.view, View::Basic)?,
+    })
+}
+
+/// A CountExecutions request as a validated filter.
+pub fn count_filter(req: pb::CountExecutionsRequest) -> Result<ListFilter, Error> {
+    list_filter(ListFilterFields {
+        statuses: &req.statuses,
+        key: req.key,
+        user_key: req.user_key,
+        created_after: req.created_after,
+        created_before: req.created_before,
+        execution_data: req.execution_data,
+    })
+}
+
+/// The filter fields that ListExecutions and CountExecutions share.
+struct ListFilterFields<'a> {
+    statuses: &'a [i32],
+    key: String,
+    user_key: String,
+    created_after: Option<prost_types::Timestamp>,
+    created_before: Option<prost_types::Timestamp>,
+    execution_data: Option<prost_types::Struct>,
+}
+
+/// The filters of a List or Count request, each field checked.
+fn list_filter(req: ListFilterFields<'_>) -> Result<ListFilter, Error> {
     let mut statuses = req
         .statuses
         .iter()
@@ -75,18 +116,12 @@ pub fn list_request(req: pb::ListExecutionsRequest) -> Result<ListRequest, Error
     }
     workflow_and_tenant(&req.key, 0, &req.user_key)?;
     let non_empty = |s: String| (!s.is_empty()).then_some(s);
-    Ok(ListRequest {
-        filter: ListFilter {
-            statuses,
-            key: non_empty(req.key),
-            user_key: non_empty(req.user_key),
-            created_after,
-            created_before,
-            execution_data,
-        },
-        order,
-        page_size,
-        page_token: req.page_token,
-        view: view(req.view, View::Basic)?,
+    Ok(ListFilter {
+        statuses,
+        key: non_empty(req.key),
+        user_key: non_empty(req.user_key),
+        created_after,
+        created_before,
+        execution_data,
     })
 }

@@ -10,7 +10,7 @@ mod well_known;
 
 use chrono_tz::Tz;
 
-pub use list::list_request;
+pub use list::{count_filter, list_request};
 pub use start::new_execution;
 pub use update::action_update;
 pub use well_known::view;
