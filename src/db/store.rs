@@ -69,8 +69,10 @@ pub async fn creation_time(
         .select_only()
         .expr(execution::Column::CreatedAt.max())
         .into_tuple()
-        .one(conn)
+        // `.all()`, not `.one()`: no `LIMIT ?` to make SQLite recompile it (see `load`).
+        .all(conn)
         .await?
+        .pop()
         .flatten();
     let now_us = rows::to_micros(now);
     match newest {
