@@ -52,6 +52,29 @@ async fn changes_reach_watchers_on_another_replica_even_across_a_lost_connection
         .connect_as(&b_user)
         .start()
         .await;
+    // B's relay listens before the watchers open: its first catch-up read (of whatever
+    // B's watchers watch when it connects) must not fall into the counted window below.
+    let listening = format!(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE usename = '{b_user}' AND query ILIKE 'LISTEN%'"
+    );
+    let mut b_listens = false;
+    for _ in 0..100 {
+        let row = admin
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                listening.clone(),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.try_get::<i64>("", "n").unwrap() > 0 {
+            b_listens = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(b_listens, "B's relay listens within 10 s");
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut through_a = a.client.clone();
     let mut on_b = b.client.clone();
     const ACTIONS: usize = 40;
