@@ -13,6 +13,7 @@
 //! | `get-basic` | GetExecution, BASIC view | Health/Check |
 //! | `list-first` | ListExecutions, first page of 25, BASIC | — |
 //! | `list-deep` | the page of 25 after a deep token (reached once by following tokens) | `list-first` p50 |
+//! | `count` | CountExecutions of every execution, and of one tenant's RUNNING ones | `list-first` p50 |
 //! | `start` | StartExecution of a fork/join template | — |
 //! | `update` | a worker's whole lifecycle: each action SCHEDULED → RUNNING → COMPLETED | on PostgreSQL, pgbench's TPC-B |
 //! | `stop` | StopExecution of a 999-action execution | UpdateAction on the same execution |

@@ -108,6 +108,9 @@ pub enum Scenario {
     ListFirst,
     /// ListExecutions, a deep page of 25 vs the first.
     ListDeep,
+    /// CountExecutions of every execution and of one tenant's RUNNING ones, vs the first
+    /// List page.
+    Count,
     /// StartExecution.
     Start,
     /// Whole worker lifecycles through UpdateAction (vs pgbench TPC-B on PostgreSQL).

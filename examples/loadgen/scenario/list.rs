@@ -138,3 +138,61 @@ impl Session {
         Ok(found)
     }
 }
+
+/// CountExecutions, always the same request.
+pub struct Count {
+    /// Client on one of the shared connections.
+    pub client: Client,
+    /// The request.
+    pub request: pb::CountExecutionsRequest,
+    /// Name of the operation in the report.
+    pub op: &'static str,
+}
+
+impl Worker for Count {
+    async fn step(&mut self, rec: &mut Recorder) {
+        rec.time(self.op, self.client.count_executions(self.request.clone()))
+            .await;
+    }
+}
+
+impl Session {
+    /// `count`: CountExecutions of every execution, and of one tenant's RUNNING ones, vs
+    /// the first page of List (what a dashboard calls beside it), p50.
+    pub async fn count(&mut self) -> anyhow::Result<()> {
+        let first = self.list_first().await?;
+        for (op, label, request) in [
+            (
+                "count-all",
+                "count (every execution, by status)",
+                pb::CountExecutionsRequest::default(),
+            ),
+            (
+                "count-running",
+                "count (tenant main, RUNNING)",
+                pb::CountExecutionsRequest {
+                    user_key: "main".into(),
+                    statuses: vec![pb::ExecutionStatus::Running as i32],
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let counted = self
+                .measure_one(op, |s| {
+                    s.callers(|i| Count {
+                        client: s.client(i),
+                        request: request.clone(),
+                        op,
+                    })
+                })
+                .await;
+            self.summary
+                .row(format!("{label} of {}", self.total), &counted);
+            self.summary.note(format!(
+                "{op}: p50 {:.1} ms over {} executions (list-first p50 {:.1} ms)",
+                counted.p50, self.total, first.p50
+            ));
+        }
+        Ok(())
+    }
+}

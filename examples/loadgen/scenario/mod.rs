@@ -28,6 +28,7 @@ impl Scenario {
                 GetBasic,
                 ListFirst,
                 ListDeep,
+                Count,
                 Growth,
                 WatchFanout,
                 Start,
@@ -46,7 +47,7 @@ impl Session {
         use Scenario::*;
         let reads_seeded = matches!(
             scenario,
-            Get | GetBasic | ListFirst | ListDeep | Mixed | Growth
+            Get | GetBasic | ListFirst | ListDeep | Count | Mixed | Growth
         );
         anyhow::ensure!(
             !reads_seeded || !self.ids.is_empty(),
@@ -57,6 +58,7 @@ impl Session {
             GetBasic => self.get_basic().await,
             ListFirst => self.list_first().await.map(drop),
             ListDeep => self.list_deep().await,
+            Count => self.count().await,
             Start => self.start().await,
             Update => self.update().await,
             Stop => self.stop().await,
