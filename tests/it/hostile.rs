@@ -401,3 +401,29 @@ async fn answers_nobody_reads_have_a_budget() {
     assert!(served, "served again once the reader is gone");
     server.stop().await;
 }
+
+/// A default Python grpcio client whose request carries a 100,000-character time zone, or
+/// a template edge whose source is 100,000 characters, gets INVALID_ARGUMENT with its
+/// details, not RESOURCE_EXHAUSTED for an error whose headers are too large to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_grpcio_client_reads_errors_about_huge_values() {
+    let Some(python) = python(&["grpc", "grpc_tools"]) else {
+        return;
+    };
+    let server = TestServer::builder().start().await;
+    let addr = server.addr.to_string();
+    let proto = format!("{}/proto", env!("CARGO_MANIFEST_DIR"));
+    let seen = run_hostile(
+        python,
+        "long_echo.py",
+        &[&addr, &proto],
+        Duration::from_secs(60),
+    )
+    .await;
+    for call in ["time_zone", "edge_source"] {
+        assert_eq!(seen[call]["code"], "INVALID_ARGUMENT", "{seen}");
+        assert_eq!(seen[call]["details"], true, "{seen}");
+        assert!(seen[call]["message_len"].as_u64().unwrap() <= 512, "{seen}");
+    }
+    server.stop().await;
+}
