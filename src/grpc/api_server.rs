@@ -37,6 +37,8 @@ use crate::proto::server::execution_service_server::ExecutionService;
 use crate::proto::v1 as pb;
 
 const SERVICE: &str = "workflow.executions.v1.ExecutionService";
+/// The path of its methods, up to their names.
+const PATH_PREFIX: &str = "/workflow.executions.v1.ExecutionService/";
 
 /// `ExecutionService` over HTTP/2 (see the module docs).
 #[derive(Clone, Debug)]
@@ -82,38 +84,33 @@ impl tower::Service<http::Request<Body>> for ApiServer {
             let refused = Status::from(Error::UnsentBacklog { held, limit });
             return Box::pin(async move { Ok(refused.into_http()) });
         }
+        // Owned, so the future does not borrow the request it consumes.
         let method = request
             .uri()
             .path()
-            .strip_prefix(&format!("/{SERVICE}/"))
+            .strip_prefix(PATH_PREFIX)
             .unwrap_or_default()
             .to_owned();
         Box::pin(async move {
+            /// A unary method of the API, answered by `unary`.
+            macro_rules! unary {
+                ($method:ident) => {
+                    unary(
+                        request,
+                        max,
+                        unsent,
+                        |r| async move { api.$method(r).await },
+                    )
+                    .await
+                };
+            }
             let answer = match method.as_str() {
-                "GetExecution" => {
-                    let handle = |r| async move { api.get_execution(r).await };
-                    unary(request, max, unsent, handle).await
-                }
-                "ListExecutions" => {
-                    let handle = |r| async move { api.list_executions(r).await };
-                    unary(request, max, unsent, handle).await
-                }
-                "CountExecutions" => {
-                    let handle = |r| async move { api.count_executions(r).await };
-                    unary(request, max, unsent, handle).await
-                }
-                "StopExecution" => {
-                    let handle = |r| async move { api.stop_execution(r).await };
-                    unary(request, max, unsent, handle).await
-                }
-                "StartExecution" => {
-                    let handle = |r| async move { api.start_execution(r).await };
-                    unary(request, max, unsent, handle).await
-                }
-                "UpdateAction" => {
-                    let handle = |r| async move { api.update_action(r).await };
-                    unary(request, max, unsent, handle).await
-                }
+                "GetExecution" => unary!(get_execution),
+                "ListExecutions" => unary!(list_executions),
+                "CountExecutions" => unary!(count_executions),
+                "StopExecution" => unary!(stop_execution),
+                "StartExecution" => unary!(start_execution),
+                "UpdateAction" => unary!(update_action),
                 "WatchExecution" => {
                     let handle = |r| async move {
                         let stream = api.watch_execution(r).await?.into_inner();

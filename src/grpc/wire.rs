@@ -16,6 +16,22 @@ use prost::{DecodeError, Message};
 
 use crate::proto::v1 as pb;
 
+/// The decoding half of `prost::Message` for types the server only sends: it never
+/// decodes one, so fields are skipped.
+macro_rules! sent_only {
+    () => {
+        fn merge_field(
+            &mut self,
+            tag: u32,
+            wire_type: WireType,
+            buf: &mut impl Buf,
+            ctx: DecodeContext,
+        ) -> Result<(), DecodeError> {
+            encoding::skip_field(wire_type, tag, buf, ctx)
+        }
+    };
+}
+
 /// An encoded `workflow.executions.v1.Execution`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SharedExecution(Bytes);
@@ -42,16 +58,7 @@ impl Message for SharedExecution {
         buf.put_slice(&self.0);
     }
 
-    /// The server only sends these, and never decodes one: fields are skipped.
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: WireType,
-        buf: &mut impl Buf,
-        ctx: DecodeContext,
-    ) -> Result<(), DecodeError> {
-        encoding::skip_field(wire_type, tag, buf, ctx)
-    }
+    sent_only!();
 
     fn encoded_len(&self) -> usize {
         self.0.len()
@@ -157,16 +164,7 @@ impl Message for ListPage {
         }
     }
 
-    /// The server only sends these, and never decodes one: fields are skipped.
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: WireType,
-        buf: &mut impl Buf,
-        ctx: DecodeContext,
-    ) -> Result<(), DecodeError> {
-        encoding::skip_field(wire_type, tag, buf, ctx)
-    }
+    sent_only!();
 
     fn encoded_len(&self) -> usize {
         self.executions
@@ -214,16 +212,7 @@ impl Message for WatchEvent {
         }
     }
 
-    /// The server only sends these, and never decodes one: fields are skipped.
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: WireType,
-        buf: &mut impl Buf,
-        ctx: DecodeContext,
-    ) -> Result<(), DecodeError> {
-        encoding::skip_field(wire_type, tag, buf, ctx)
-    }
+    sent_only!();
 
     fn encoded_len(&self) -> usize {
         (if self.kind != 0 {
