@@ -17,6 +17,7 @@
 //! | `start` | StartExecution of a fork/join template | — |
 //! | `update` | a worker's whole lifecycle: each action SCHEDULED → RUNNING → COMPLETED | on PostgreSQL, pgbench's TPC-B |
 //! | `stop` | StopExecution of a 999-action execution | UpdateAction on the same execution |
+//! | `stop-event` | one StopExecutions over 10,000 listening executions | 10,000 StopExecution calls from `--concurrency` callers |
 //! | `watch-fanout` | change → last of W watchers; server memory per idle watcher; database reads per change (`--replicas 2`: across two servers) | — |
 //! | `mixed` | reads, watches, starts, updates; server RSS every `--rss-every` s | — |
 //! | `growth` | Get latency vs actions per execution, List latency vs page depth | — |

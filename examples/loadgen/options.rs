@@ -117,6 +117,8 @@ pub enum Scenario {
     Update,
     /// StopExecution of a 999-action execution vs UpdateAction on it.
     Stop,
+    /// One StopExecutions over 10,000 listening executions vs 10,000 StopExecution calls.
+    StopEvent,
     /// Change → all watchers latency, server memory per idle watcher, database reads per
     /// change.
     WatchFanout,

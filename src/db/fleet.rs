@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::entity::{event, execution, stop_job, stop_subscription};
 use super::listing::filter_condition;
-use super::load::with_actions_of_many;
+use super::load::find_full_many;
 use super::rows;
 use crate::domain::fleet::{StopJob, StopScope, StoppedExecution};
 use crate::domain::listing::ListFilter;
@@ -35,25 +35,67 @@ fn in_scope(scope: &StopScope, backend: DatabaseBackend) -> Result<Condition, Er
     Ok(filter_condition(&filter, backend)?.add(execution::Column::Seq.in_subquery(listening)))
 }
 
-/// Sequence numbers of the RUNNING executions in `scope` after `after_seq`, oldest first,
-/// at most `limit`.
+/// The next listeners of the scope's stop event after `after_seq` (at most `limit`, in
+/// `seq` order) and, of those, the sequence numbers of the executions that are RUNNING
+/// and match the scope's filters.
+#[derive(Clone, Debug, Default)]
+pub struct Candidates {
+    /// The last listener looked at (`after_seq` when there was none).
+    pub last_listener: i64,
+    /// Listeners looked at.
+    pub listeners: usize,
+    /// Those RUNNING and matching, in `seq` order.
+    pub matching: Vec<i64>,
+}
+
+/// The next batch of a stop job: two statements, each reading about `limit` rows however
+/// many executions there are. First the tenant's next listeners of the stop event, by
+/// their primary key; then, of those, the RUNNING ones that match, by the executions'
+/// primary key. (One statement joining both let PostgreSQL's planner, on fresh tables,
+/// scan every RUNNING execution for each batch.)
 pub async fn stop_candidates(
     conn: &impl ConnectionTrait,
     scope: &StopScope,
     after_seq: i64,
     limit: u64,
-) -> Result<Vec<i64>, Error> {
-    use execution::Column as C;
-    Ok(execution::Entity::find()
+) -> Result<Candidates, Error> {
+    use stop_subscription::Column as S;
+    let listeners: Vec<i64> = stop_subscription::Entity::find()
         .select_only()
-        .column(C::Seq)
-        .filter(in_scope(scope, conn.get_database_backend())?)
-        .filter(C::Seq.gt(after_seq))
-        .order_by(C::Seq, Order::Asc)
+        .column(S::ExecutionSeq)
+        .filter(S::UserKey.eq(scope.user_key.as_str()))
+        .filter(S::StopEvent.eq(scope.stop_event.as_str()))
+        .filter(S::ExecutionSeq.gt(after_seq))
+        .order_by(S::ExecutionSeq, Order::Asc)
         .limit(limit)
         .into_tuple()
         .all(conn)
-        .await?)
+        .await?;
+    let Some(&last_listener) = listeners.last() else {
+        return Ok(Candidates {
+            last_listener: after_seq,
+            ..Candidates::default()
+        });
+    };
+    let filter = ListFilter {
+        statuses: vec![ExecutionStatus::Running],
+        execution_data: scope.filters.clone(),
+        ..ListFilter::default()
+    };
+    let matching = execution::Entity::find()
+        .select_only()
+        .column(execution::Column::Seq)
+        .filter(execution::Column::Seq.is_in(listeners.iter().copied()))
+        .filter(filter_condition(&filter, conn.get_database_backend())?)
+        .order_by(execution::Column::Seq, Order::Asc)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(Candidates {
+        last_listener,
+        listeners: listeners.len(),
+        matching,
+    })
 }
 
 /// How many RUNNING executions are in `scope`, and the first `limit` of them (id, seq,
@@ -97,7 +139,7 @@ pub async fn scope_now(
 
 /// The executions `seqs`, each with its actions, locked for a change until the
 /// transaction ends (`FOR UPDATE` on PostgreSQL; on SQLite the caller holds the write
-/// lock). Rows that no longer exist are left out.
+/// lock), in `seq` order. Rows that no longer exist are left out.
 pub async fn load_many_for_change(
     conn: &impl ConnectionTrait,
     seqs: &[i64],
@@ -105,15 +147,21 @@ pub async fn load_many_for_change(
     if seqs.is_empty() {
         return Ok(Vec::new());
     }
-    // The actions are read by a second statement, which starts after the locks are
-    // granted (see `load_for_change`).
-    let rows = execution::Entity::find()
-        .filter(execution::Column::Seq.is_in(seqs.iter().copied()))
-        .order_by(execution::Column::Seq, Order::Asc)
-        .lock_exclusive()
-        .all(conn)
-        .await?;
-    with_actions_of_many(conn, rows).await
+    let these = || Condition::all().add(execution::Column::Seq.is_in(seqs.iter().copied()));
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        // Lock first; the rows and their actions are then read by a statement that starts
+        // after the locks are granted (see `load_for_change`).
+        let _locked: Vec<i64> = execution::Entity::find()
+            .select_only()
+            .column(execution::Column::Seq)
+            .filter(these())
+            .order_by(execution::Column::Seq, Order::Asc)
+            .lock_exclusive()
+            .into_tuple()
+            .all(conn)
+            .await?;
+    }
+    find_full_many(conn, these(), false).await
 }
 
 /// The executions that the job `request_id` of `user_key` stopped, oldest first, at most

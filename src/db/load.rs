@@ -4,7 +4,7 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryResult, QuerySelect,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect,
 };
 
 use super::entity::{action, execution};
@@ -239,15 +239,30 @@ async fn find_full(
     condition: sea_orm::Condition,
     lock: bool,
 ) -> Result<Option<FullExecution>, Error> {
+    Ok(find_full_many(conn, condition, lock).await?.pop())
+}
+
+/// The executions matching `condition`, in `seq` order, each with its actions folded into
+/// its row (see [`RowWithActions`]): one statement, one row per execution (locking the
+/// rows when `lock`).
+pub(super) async fn find_full_many(
+    conn: &impl ConnectionTrait,
+    condition: sea_orm::Condition,
+    lock: bool,
+) -> Result<Vec<FullExecution>, Error> {
     let mut select = execution::Entity::find()
         .expr_as(actions_json(conn.get_database_backend()), "actions_json")
-        .filter(condition);
+        .filter(condition)
+        .order_by_asc(execution::Column::Seq);
     if lock {
         select = select.lock_exclusive();
     }
-    let Some(found) = select.into_model::<RowWithActions>().all(conn).await?.pop() else {
-        return Ok(None);
-    };
+    let found = select.into_model::<RowWithActions>().all(conn).await?;
+    found.into_iter().map(unfold).collect()
+}
+
+/// An execution row with its folded actions, as a domain execution.
+fn unfold(found: RowWithActions) -> Result<FullExecution, Error> {
     let actions: Vec<ActionJson> = match &found.actions_json {
         Some(json) => serde_json::from_str(json).or_internal()?,
         None => Vec::new(),
@@ -269,7 +284,7 @@ async fn find_full(
             log_bytes: a.9,
         })
         .collect();
-    Ok(Some(rows::full(found.row, actions)?))
+    rows::full(found.row, actions)
 }
 
 async fn with_actions(

@@ -28,7 +28,10 @@ pub use history::{EventPosition, list_events};
 pub use listing::{count_by_status, list};
 pub use load::{find_by_request_id, load, load_for_change, load_many, revision_of};
 pub use retention::{delete_finished_before, take_retention_turn};
-pub use store::{creation_time, insert_events, insert_execution, is_unique_violation, save_change};
+pub use store::{
+    creation_time, insert_events, insert_events_of_many, insert_execution, is_unique_violation,
+    save_change, save_stops,
+};
 
 use crate::error::Error;
 

@@ -222,23 +222,34 @@ impl Executions {
                             return Ok(Write::RollBack(progress));
                         }
                         let after = job.as_ref().map_or(after_seq, |job| job.after_seq);
-                        let seqs = fleet::stop_candidates(txn, &scope, after, STOP_BATCH).await?;
+                        let found = fleet::stop_candidates(txn, &scope, after, STOP_BATCH).await?;
+                        let seqs = found.matching;
                         let now = to_stored_precision(Utc::now());
-                        let mut changed = Vec::new();
+                        let (mut changed, mut stops) = (Vec::new(), Vec::new());
                         for mut execution in fleet::load_many_for_change(txn, &seqs).await? {
                             // Stopped or finished since it was found: not this job's.
                             if let Ok(Outcome::Changed { actions, events }) =
                                 rules::stop(&mut execution, &reason, now)
                             {
-                                db::save_change(txn, &execution, &actions).await?;
-                                db::insert_events(txn, execution.header.seq, &events, &by).await?;
+                                stops.push((actions, events));
                                 changed.push(execution);
                             }
                         }
+                        let saved: Vec<_> = changed
+                            .iter()
+                            .zip(&stops)
+                            .map(|(e, (actions, _))| (e, actions.as_slice()))
+                            .collect();
+                        db::save_stops(txn, &saved, now).await?;
+                        let events = changed
+                            .iter()
+                            .zip(&stops)
+                            .map(|(e, (_, events))| (e.header.seq, events.as_slice()));
+                        db::insert_events_of_many(txn, events, &by).await?;
                         let progress = Progress {
-                            after_seq: seqs.last().copied().unwrap_or(after),
+                            after_seq: found.last_listener,
                             matched: seqs.len() as i64,
-                            finished: (seqs.len() as u64) < STOP_BATCH,
+                            finished: (found.listeners as u64) < STOP_BATCH,
                         };
                         if let Some(job) = &mut job {
                             job.after_seq = progress.after_seq;

@@ -9,6 +9,7 @@ mod mixed;
 mod pgbench;
 mod start;
 mod stop;
+mod stop_event;
 mod update;
 mod watch_fanout;
 
@@ -34,6 +35,7 @@ impl Scenario {
                 Start,
                 Update,
                 Stop,
+                StopEvent,
                 Mixed,
             ],
             one => vec![one],
@@ -62,6 +64,7 @@ impl Session {
             Start => self.start().await,
             Update => self.update().await,
             Stop => self.stop().await,
+            StopEvent => self.stop_event().await,
             WatchFanout => self.watch_fanout().await,
             Mixed => self.mixed().await,
             Growth => self.growth().await,
