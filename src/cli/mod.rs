@@ -13,6 +13,7 @@ use clap::{Args, Subcommand};
 
 pub mod connection;
 pub mod demo;
+pub mod events;
 pub mod examples;
 pub mod filters;
 pub mod follow;
@@ -80,8 +81,10 @@ pub enum ClientCommand {
     Count(list::CountArgs),
     /// Start an execution of a template file (the JSON that StartExecution takes).
     Start(start::StartArgs),
-    /// Stop executions: every unfinished action becomes STOPPED.
+    /// Stop executions by id, or every one listening to a stop event (--event).
     Stop(stop::StopArgs),
+    /// Show the history of an execution: one line per thing that changed.
+    Events(events::EventsArgs),
     /// Wait until executions finish (exit 0 all completed, 1 one failed, 3 one stopped).
     Wait(wait::WaitArgs),
     /// Follow one execution live until it finishes (exit 0 completed, 1 failed, 3 stopped).
@@ -98,6 +101,7 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Count(args) => list::count(args).await,
         ClientCommand::Start(args) => start::run(args).await,
         ClientCommand::Stop(args) => stop::run(args).await,
+        ClientCommand::Events(args) => events::run(args).await,
         ClientCommand::Wait(args) => wait::run(args).await,
         ClientCommand::Watch(args) => watch::run(args).await,
         ClientCommand::Demo(args) => demo::run(args).await,

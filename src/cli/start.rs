@@ -31,6 +31,10 @@ pub struct StartArgs {
     /// otherwise); repeat for several.
     #[arg(long = "data", value_name = "KEY=VALUE", value_parser = parse_data)]
     pub data: Vec<(String, serde_json::Value)>,
+    /// A stop event the execution listens to (`executions stop --event E` stops it);
+    /// repeat for several.
+    #[arg(long = "stop-event", value_name = "EVENT")]
+    pub stop_events: Vec<String>,
     /// Idempotency key: starting again with the same one returns the first execution.
     #[arg(long)]
     pub request_id: Option<String>,
@@ -111,6 +115,7 @@ fn request(args: &StartArgs) -> Result<pb::StartExecutionRequest, String> {
     if let Some(request_id) = &args.request_id {
         request.request_id.clone_from(request_id);
     }
+    request.stop_events.extend(args.stop_events.iter().cloned());
     if let Some(extra) = super::filters::data_struct(&args.data) {
         let data = request.execution_data.get_or_insert_default();
         data.fields.extend(extra.fields);

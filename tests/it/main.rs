@@ -17,6 +17,7 @@ mod answers;
 mod auth;
 mod bad_input;
 mod cli;
+mod cli_fleet;
 mod cli_verbs;
 mod concurrency;
 mod counts;
