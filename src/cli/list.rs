@@ -1,6 +1,7 @@
 //! `executions list` (a table of executions, paging through ListExecutions as needed)
 //! and `executions count` (CountExecutions: in total and by status).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use super::filters::Filters;
@@ -101,7 +102,8 @@ pub async fn run(args: ListArgs) -> ExitCode {
         ]);
     }
     print!("{}", output::render(table));
-    if !all.next_page_token.is_empty() {
+    // Only for a person: a script piping the table wants the table alone.
+    if !all.next_page_token.is_empty() && std::io::stdout().is_terminal() {
         eprintln!(
             "(the first {}; --limit N for more, --limit 0 for all)",
             all.executions.len()
