@@ -69,7 +69,7 @@ pub(super) fn select_headers() -> sea_orm::Select<execution::Entity> {
         .expr_as(Expr::cust("''"), "template")
         .expr_as(Expr::cust("NULL"), "execution_data")
         .expr_as(Expr::cust("'[]'"), "stop_events")
-        .expr_as(Expr::cust("0"), "log_budget")
+        .expr_as(Expr::cust("CAST(0 AS BIGINT)"), "log_budget")
 }
 
 /// The execution a tenant created with `request_id`, if any.
