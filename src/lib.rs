@@ -25,7 +25,8 @@
 //! - [`error`]: the one error type of the request path.
 //! - [`config`]: the command line and environment settings.
 //! - [`startup`]: the database URL checked and explained before `serve` connects.
-//! - [`cli`]: client commands of the binary (`executions watch`, `executions demo`).
+//! - [`cli`]: client commands of the binary (`get`, `list`, `count`, `start`, `stop`,
+//!   `wait`, `watch`, `events`, `demo`).
 //! - [`proto`]: code generated from `proto/` (lints relaxed there only).
 #![forbid(unsafe_code)]
 
