@@ -9,6 +9,13 @@
 //!
 //! protoc comes from `protoc-bin-vendored`, so a fresh machine needs nothing installed
 //! beyond the Rust toolchain.
+//!
+//! It also says what the integration suite can run here, as cfgs that mark the tests
+//! needing something absent `#[ignore]`d (counted as ignored, not passed):
+//! `test_database` when `TEST_DATABASE_URL` is set, `test_grpcurl` when `grpcurl` runs,
+//! `test_python_h2` / `test_python_grpc` when `python3` imports `h2` / `grpc` and
+//! `grpc_tools`. Tools installed after a build are seen once build.rs runs again
+//! (`touch build.rs`); a change of `TEST_DATABASE_URL` or `PATH` reruns it.
 
 use std::{env, path::PathBuf};
 
@@ -22,10 +29,14 @@ fn config() -> Result<tonic_prost_build::Config, Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    let mut client_config = config()?;
+    // `prost::Name` on every message: the CLI prints and reads them as proto3 JSON by
+    // their full names (`crate::cli::json`).
+    client_config.enable_type_names();
     tonic_prost_build::configure()
         .build_server(false)
         .file_descriptor_set_path(out_dir.join("executions_descriptor.bin"))
-        .compile_with_config(config()?, &[PROTO], &["proto"])?;
+        .compile_with_config(client_config, &[PROTO], &["proto"])?;
 
     let server_dir = out_dir.join("server");
     std::fs::create_dir_all(&server_dir)?;
@@ -49,5 +60,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .compile_with_config(config()?, &[PROTO], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
+    test_cfgs();
     Ok(())
+}
+
+/// The cfgs of the integration suite (see the module doc).
+fn test_cfgs() {
+    use std::process::{Command, Stdio};
+    println!(
+        "cargo:rustc-check-cfg=cfg(test_database, test_grpcurl, test_python_h2, test_python_grpc)"
+    );
+    println!("cargo:rerun-if-env-changed=TEST_DATABASE_URL");
+    println!("cargo:rerun-if-env-changed=PATH");
+    if env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()) {
+        println!("cargo:rustc-cfg=test_database");
+    }
+    let runs = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if runs("grpcurl", &["-version"]) {
+        println!("cargo:rustc-cfg=test_grpcurl");
+    }
+    if runs("python3", &["-c", "import h2"]) {
+        println!("cargo:rustc-cfg=test_python_h2");
+    }
+    if runs("python3", &["-c", "import grpc, grpc_tools"]) {
+        println!("cargo:rustc-cfg=test_python_grpc");
+    }
 }

@@ -36,10 +36,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the gRPC API (the default).
     Serve(Box<ServeArgs>),
-    /// Follow one execution live until it finishes (exit 0 completed, 1 failed, 3 stopped).
-    Watch(crate::cli::watch::WatchArgs),
-    /// Start executions of the example templates and drive them like an engine's workers.
-    Demo(crate::cli::demo::DemoArgs),
+    /// The client commands: get, list, count, start, stop, wait, watch, demo.
+    #[command(flatten)]
+    Client(Box<crate::cli::ClientCommand>),
 }
 
 impl Cli {
@@ -53,8 +52,9 @@ impl Cli {
 /// Settings of `executions serve`.
 #[derive(Clone, Debug, Args)]
 pub struct ServeArgs {
-    /// Database URL: `sqlite://FILE?mode=rwc` (embedded) or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    /// Database URL: `sqlite://FILE` (embedded; the file is created when missing) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
     /// Address to serve gRPC on.
     #[arg(long, env = "EXECUTIONS_LISTEN", default_value = "127.0.0.1:50051")]
@@ -236,7 +236,10 @@ mod tests {
         };
         assert_eq!(args.time_zone, chrono_tz::Europe::Paris);
         let cli = Cli::try_parse_from(["executions", "watch", "v8brp", "--json"]).unwrap();
-        let Command::Watch(args) = cli.into_command() else {
+        let Command::Client(command) = cli.into_command() else {
+            panic!("a client command")
+        };
+        let crate::cli::ClientCommand::Watch(args) = *command else {
             panic!("watch")
         };
         assert!(args.json);

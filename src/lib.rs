@@ -24,7 +24,9 @@
 //!   PostgreSQL.
 //! - [`error`]: the one error type of the request path.
 //! - [`config`]: the command line and environment settings.
-//! - [`cli`]: client commands of the binary (`executions watch`, `executions demo`).
+//! - [`startup`]: the database URL checked and explained before `serve` connects.
+//! - [`cli`]: client commands of the binary (`get`, `list`, `count`, `start`, `stop`,
+//!   `wait`, `watch`, `events`, `demo`).
 //! - [`proto`]: code generated from `proto/` (lints relaxed there only).
 #![forbid(unsafe_code)]
 
@@ -37,6 +39,7 @@ pub mod error;
 pub mod grpc;
 pub mod proto;
 pub mod service;
+pub mod startup;
 
 pub use error::Error;
 
@@ -50,9 +53,23 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let db = db::Database::connect(&args.database_url, args.db_max_connections)
+    let database_url = startup::database_url(&args.database_url).await?;
+    // One line with every cause said once (the driver's errors repeat their sources).
+    let db = db::Database::connect(&database_url, args.db_max_connections)
         .await
-        .with_context(|| format!("cannot open the database at {}", redact(&args.database_url)))?;
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "cannot open the database at {}: {}",
+                redact(&database_url),
+                startup::causes(&err)
+            )
+        })?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        database = %redact(&database_url),
+        "starting executions {}",
+        env!("CARGO_PKG_VERSION")
+    );
     let executions =
         service::Executions::new(db, changes::ChangeHub::default(), args.watch_settings());
     // Ends with the process; a batch cut short rolls back whole.
@@ -77,16 +94,23 @@ pub fn init_logging(format: config::LogFormat) -> tracing_appender::non_blocking
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer)
+        // Colours only for a person at a terminal, not in files or collectors.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         config::LogFormat::Text => logs.init(),
-        config::LogFormat::Json => logs.json().with_current_span(true).init(),
+        // The current span once (`span`), not again in the list of its parents.
+        config::LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
     guard
 }
 
 /// A database URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             // Only fails for URLs that cannot have a password, and this one has one.

@@ -13,7 +13,6 @@ async fn main() -> anyhow::Result<ExitCode> {
             executions::serve(*args).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Watch(args) => Ok(executions::cli::watch::run(args).await),
-        Command::Demo(args) => Ok(executions::cli::demo::run(args).await),
+        Command::Client(command) => Ok(executions::cli::run(*command).await),
     }
 }

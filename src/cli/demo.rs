@@ -12,7 +12,7 @@ use rand::Rng;
 use tokio::task::JoinSet;
 
 use super::connection::Client;
-use super::examples::{FORK_JOIN, LINEAR, start_request};
+use super::examples::{BRANCHING, LINEAR, start_request};
 use crate::proto::v1 as pb;
 
 /// Settings of `executions demo`.
@@ -21,47 +21,63 @@ pub struct DemoArgs {
     /// The server.
     #[command(flatten)]
     pub server: super::connection::ConnectArgs,
-    /// How many executions to start.
-    #[arg(long, default_value_t = 5)]
-    pub executions: usize,
+    /// How many executions to start (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub executions: u32,
     /// Share of actions that fail, from 0 to 1.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = parse_rate, allow_negative_numbers = true)]
     pub failure_rate: f64,
-    /// Longest pause before each step of an action, in milliseconds.
+    /// Longest pause before each step of an action, in milliseconds (5000 is slow
+    /// enough to follow along with `executions watch`).
     #[arg(long, default_value_t = 1_500)]
     pub max_delay_ms: u64,
 }
 
+/// A share from 0 to 1.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not between 0 and 1"))
+    }
+}
+
 /// Runs the demo; exits 0 once every execution finished.
-#[allow(
-    clippy::expect_used,
-    reason = "the bundled examples are constants that the CLI tests parse"
-)]
 pub async fn run(args: DemoArgs) -> ExitCode {
     let mut client = match args.server.connect().await {
         Ok(client) => client,
         Err(err) => {
-            eprintln!("{err}");
-            return ExitCode::FAILURE;
+            eprintln!("error: {err}");
+            return ExitCode::from(super::EXIT_ERROR);
         }
     };
-    let templates: Vec<pb::StartExecutionRequest> = [LINEAR, FORK_JOIN]
+    // The bundled examples are constants that a unit test reads.
+    let templates: Vec<pb::StartExecutionRequest> = [LINEAR, BRANCHING]
         .into_iter()
-        .map(|text| start_request(&serde_json::from_str(text).expect("bundled JSON")))
+        .map(|text| start_request(&serde_json::from_str(text).unwrap_or_default()))
         .collect();
     let mut runs = JoinSet::new();
-    for i in 0..args.executions {
+    // How a person reaches this server with `executions watch`.
+    let addr = if args.server.addr == super::connection::DEFAULT_ADDR {
+        String::new()
+    } else {
+        format!("--addr {} ", args.server.addr)
+    };
+    for i in 0..args.executions as usize {
         let mut request = templates[i % templates.len()].clone();
         request.name = format!("{} (demo #{})", request.name, i + 1);
         let execution = match client.start_execution(request).await {
             Ok(response) => response.into_inner(),
             Err(status) => {
-                eprintln!("cannot start an execution: {}", status.message());
-                return ExitCode::FAILURE;
+                super::output::print_status("cannot start an execution", &status);
+                return ExitCode::from(super::EXIT_ERROR);
             }
         };
         println!(
-            "started  {}  {}  ({} actions)  watch it: executions watch {}",
+            "started  {}  {}  ({} actions)  watch it: executions watch {addr}{}",
             execution.hashid, execution.name, execution.actions_count, execution.hashid
         );
         runs.spawn(drive(client.clone(), execution, args.clone()));

@@ -5,60 +5,29 @@ use crate::proto::v1 as pb;
 
 /// `examples/linear.json`: a straight line of four actions.
 pub const LINEAR: &str = include_str!("../../examples/linear.json");
-/// `examples/fork_join.json`: a fork into parallel actions and a join.
-pub const FORK_JOIN: &str = include_str!("../../examples/fork_join.json");
+/// `examples/branching.json`: two branches from Start, one of which splits again, and a
+/// last action that is ready as soon as *one* of the three actions before it completes
+/// (an action is ready when one incoming edge is open; this is not a join).
+pub const BRANCHING: &str = include_str!("../../examples/branching.json");
 
-/// A StartExecution request from its JSON form (`key`, `name`, `user_key`,
-/// `execution_data`, `template` with `nodes`, `edges`, `positions`, `width`, `height`,
-/// `action_types`). Missing fields are left empty for the server to judge.
-pub fn start_request(json: &serde_json::Value) -> pb::StartExecutionRequest {
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-    let list = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
-    let t = &json["template"];
-    let template = pb::Template {
-        nodes: list(&t["nodes"])
-            .iter()
-            .map(|n| pb::Node {
-                id: s(&n["id"]),
-                r#type: s(&n["type"]),
-                name: s(&n["name"]),
-                data: n.get("data").map(to_struct),
-            })
-            .collect(),
-        edges: list(&t["edges"])
-            .iter()
-            .map(|e| pb::Edge {
-                source: s(&e["source"]),
-                target: s(&e["target"]),
-            })
-            .collect(),
-        positions: t["positions"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(id, p)| {
-                let n = |k: &str| p[k].as_f64().unwrap_or_default();
-                (
-                    id.clone(),
-                    pb::Position {
-                        x: n("x"),
-                        y: n("y"),
-                    },
-                )
-            })
-            .collect(),
-        width: t["width"].as_f64().unwrap_or_default(),
-        height: t["height"].as_f64().unwrap_or_default(),
-        action_types: list(&t["action_types"]).iter().map(s).collect(),
-    };
-    pb::StartExecutionRequest {
-        key: s(&json["key"]),
-        name: s(&json["name"]),
-        template: Some(template),
-        execution_data: json.get("execution_data").map(to_struct),
-        user_key: s(&json["user_key"]),
-        ..Default::default()
+/// A StartExecution request from its proto3 JSON form (either spelling of field names):
+/// a whole request (`key`, `name`, `template`, ...) or, when the JSON has `nodes` at its
+/// top, a bare template.
+pub fn read_request(json: &serde_json::Value) -> Result<pb::StartExecutionRequest, String> {
+    if json.get("nodes").is_some() {
+        let template: pb::Template = super::json::from_json(json).map_err(|e| e.to_string())?;
+        return Ok(pb::StartExecutionRequest {
+            template: Some(template),
+            ..Default::default()
+        });
     }
+    super::json::from_json(json).map_err(|e| e.to_string())
+}
+
+/// [`read_request`] for JSON known to be a request (the bundled examples, tests): an
+/// empty request when it is not one, for the server to judge.
+pub fn start_request(json: &serde_json::Value) -> pb::StartExecutionRequest {
+    read_request(json).unwrap_or_default()
 }
 
 /// A JSON object as a protobuf Struct (anything else: an empty one).
@@ -75,13 +44,22 @@ mod tests {
 
     #[test]
     fn the_bundled_examples_read() {
-        for text in [LINEAR, FORK_JOIN] {
-            let request = start_request(&serde_json::from_str(text).unwrap());
+        for text in [LINEAR, BRANCHING] {
+            let request = read_request(&serde_json::from_str(text).unwrap()).unwrap();
             assert!(!request.key.is_empty());
             let template = request.template.unwrap();
             assert!(template.nodes.len() >= 5);
             assert!(template.nodes.iter().any(|n| n.r#type == "Start"));
+            assert!(!template.positions.is_empty());
             assert!(request.execution_data.is_some());
         }
+    }
+
+    #[test]
+    fn a_bare_template_reads_and_a_typo_does_not() {
+        let bare = serde_json::json!({"nodes": [{"id": "s", "type": "Start"}], "edges": []});
+        let request = read_request(&bare).unwrap();
+        assert_eq!(request.template.unwrap().nodes.len(), 1);
+        assert!(read_request(&serde_json::json!({"kee": "x"})).is_err());
     }
 }

@@ -1,132 +1,107 @@
-//! `executions watch <id>`: follows one execution live, as a progress bar of completed /
-//! total actions (or, with `--json`, one JSON line per event), and exits with the
-//! execution's outcome: 0 when it completes, 1 when it fails, 3 when it is stopped.
-//! When the stream ends with UNAVAILABLE (a server shutting down, a lost connection) it
-//! reconnects and resumes with `since_revision`, so no change is missed or repeated.
+//! `executions watch ID`: follows one execution live and exits with its outcome: 0 when
+//! it completes, 1 when it fails, 3 when it is stopped, 4 when it cannot be followed.
+//!
+//! Three ways to show it:
+//! - on a terminal (stdout and stderr both), a progress bar of completed / total actions
+//!   under a line naming the execution, ending on the real final counts;
+//! - otherwise (`> file`, `| cat`), one line per event on stdout;
+//! - with `--json` (or `-o json`), each event as one line of canonical proto3 JSON, the
+//!   WatchExecutionResponse exactly as grpcurl prints it, on stdout.
+//!
+//! Errors and interruptions always go to stderr, as errors. A stream that ends with
+//! UNAVAILABLE is resumed (see [`super::follow`]); a first connection that fails is not.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use tonic::Code;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::follow::{Seen, follow};
+use super::output::{self, execution_status};
+use super::{ClientArgs, EXIT_ERROR};
 use crate::proto::v1 as pb;
-
-/// Exit code when the execution failed.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code when the execution was stopped.
-pub const EXIT_STOPPED: u8 = 3;
-/// Exit code when the watch itself could not go on (bad id, server gone for good, ...).
-pub const EXIT_ERROR: u8 = 4;
-/// Consecutive failed reconnection attempts before giving up.
-const MAX_RECONNECTS: u32 = 30;
 
 /// Settings of `executions watch`.
 #[derive(Clone, Debug, clap::Args)]
+#[command(after_help = "\
+Output: a progress bar on a terminal; one line per event when stdout or stderr is not a
+terminal; with --json, one WatchExecutionResponse per line in canonical proto3 JSON (the
+JSON grpcurl prints: {\"kind\": \"WATCH_EVENT_KIND_SNAPSHOT\", \"revision\": \"1\",
+\"execution\": {\"hashid\": …, \"status\": \"EXECUTION_STATUS_RUNNING\", …}, \"sentAt\": …}).
+Exit: 0 completed, 1 failed, 3 stopped, 4 error.")]
 pub struct WatchArgs {
     /// UUID or hashid of the execution.
     pub id: String,
-    /// The server.
-    #[command(flatten)]
-    pub server: super::connection::ConnectArgs,
-    /// Print each event as one JSON line instead of a progress bar.
+    /// One line of canonical proto3 JSON per event (the same as `-o json`).
     #[arg(long)]
     pub json: bool,
+    /// Connection and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Follows the execution until it reaches a terminal status.
 pub async fn run(args: WatchArgs) -> ExitCode {
-    let mut view = View::new(args.json);
-    let mut since_revision = 0;
-    let mut failures = 0;
-    loop {
-        match follow(&args, &mut since_revision, &mut view).await {
-            Ok(Some(status)) => {
-                view.finish(status);
-                return match status {
-                    pb::ExecutionStatus::Completed => ExitCode::SUCCESS,
-                    pb::ExecutionStatus::Failed => ExitCode::from(EXIT_FAILED),
-                    _ => ExitCode::from(EXIT_STOPPED),
-                };
+    let mut view = if args.json || args.client.json() {
+        View::Json
+    } else if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+        View::bar()
+    } else {
+        View::Lines
+    };
+    let request = pb::WatchExecutionRequest {
+        id: args.id.clone(),
+        view: pb::ExecutionView::Basic as i32,
+        time_zone: args.client.zone_name(),
+        ..Default::default()
+    };
+    let mut named = false;
+    let outcome = follow(&args.client.server, request, |seen| match seen {
+        Seen::Event(event) => {
+            if let Some(e) = &event.execution
+                && !std::mem::replace(&mut named, true)
+            {
+                view.header(e);
             }
-            Ok(None) => {
-                // Ended with OK but no terminal state: resume.
-                failures = 0;
-            }
-            Err(status) if retryable(&status) && failures < MAX_RECONNECTS => {
-                failures += 1;
-                view.note(&format!(
-                    "stream interrupted ({}); resuming from revision {since_revision}",
-                    status.message()
-                ));
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(10)))).await;
-            }
-            Err(status) => {
-                view.abandon(&status);
-                return ExitCode::from(EXIT_ERROR);
-            }
+            view.event(event);
+        }
+        Seen::Interrupted {
+            why,
+            since_revision,
+        } => view.note(&format!(
+            "stream interrupted ({why}); resuming from revision {since_revision}"
+        )),
+    })
+    .await;
+    match outcome {
+        Ok(execution) => {
+            view.finish(&execution);
+            ExitCode::from(super::wait::exit_code(execution.status()))
+        }
+        Err(error) => {
+            view.clear();
+            eprintln!("error: cannot watch {}: {error}", args.id);
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }
 
-fn retryable(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
-    )
-}
-
-/// One stream: returns the terminal status once seen, `None` if the stream ended
-/// without it, or the status that ended it.
-async fn follow(
-    args: &WatchArgs,
-    since_revision: &mut i64,
-    view: &mut View,
-) -> Result<Option<pb::ExecutionStatus>, tonic::Status> {
-    let mut client = args
-        .server
-        .connect()
-        .await
-        .map_err(tonic::Status::unavailable)?;
-    let mut events = client
-        .watch_execution(pb::WatchExecutionRequest {
-            id: args.id.clone(),
-            since_revision: *since_revision,
-            view: pb::ExecutionView::Basic as i32,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    while let Some(event) = events.message().await? {
-        *since_revision = (*since_revision).max(event.revision);
-        view.show(&event);
-        if let Some(execution) = &event.execution {
-            let status = execution.status();
-            if matches!(
-                status,
-                pb::ExecutionStatus::Completed
-                    | pb::ExecutionStatus::Failed
-                    | pb::ExecutionStatus::Stopped
-            ) {
-                return Ok(Some(status));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// Where events go: a progress bar for people, JSON lines for scripts.
+/// Where events go.
 enum View {
+    /// A progress bar on stderr, for a person at a terminal.
     Bar(ProgressBar),
+    /// One line per event on stdout.
+    Lines,
+    /// One JSON line per event on stdout.
     Json,
 }
 
 impl View {
-    fn new(json: bool) -> Self {
-        if json {
-            return Self::Json;
-        }
-        let bar = ProgressBar::new(0);
+    /// A bar drawn from the first event on: before it, an empty bar would read as
+    /// `0/0 actions completed`, full.
+    fn bar() -> Self {
+        let bar = ProgressBar::hidden();
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{bar:40}] {pos}/{len} actions completed  {msg}",
@@ -134,24 +109,49 @@ impl View {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        bar.enable_steady_tick(Duration::from_millis(120));
         Self::Bar(bar)
     }
 
-    fn show(&mut self, event: &pb::WatchExecutionResponse) {
+    /// Names the execution, once.
+    fn header(&self, e: &pb::Execution) {
+        let line = format!(
+            "watching {}  {}  (key {}, {} actions)",
+            e.hashid, e.name, e.key, e.actions_count
+        );
         match self {
-            Self::Json => println!("{}", event_json(event)),
+            Self::Bar(bar) => {
+                show_on_bar(bar, e);
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar.println(line);
+            }
+            Self::Lines => println!("{line}"),
+            Self::Json => {}
+        }
+    }
+
+    fn event(&mut self, event: &pb::WatchExecutionResponse) {
+        let kind = event
+            .kind()
+            .as_str_name()
+            .trim_start_matches("WATCH_EVENT_KIND_");
+        match self {
+            Self::Json => match super::json::line(event) {
+                Ok(line) => println!("{line}"),
+                Err(err) => eprintln!("error: {err}"),
+            },
+            Self::Lines => match &event.execution {
+                Some(e) => println!(
+                    "rev {}  {kind}  {}  {}",
+                    event.revision,
+                    execution_status(e.status()),
+                    output::counts(e)
+                ),
+                None => println!("rev {}  {kind}", event.revision),
+            },
             Self::Bar(bar) => {
                 if let Some(e) = &event.execution {
-                    bar.set_length(e.actions_count as u64);
-                    bar.set_position(e.completed_actions_count as u64);
-                    bar.set_message(format!(
-                        "{}  running {}  failed {}  rev {}",
-                        status_name(e.status()),
-                        e.running_actions_count,
-                        e.failed_actions_count,
-                        e.revision
-                    ));
+                    show_on_bar(bar, e);
                 }
             }
         }
@@ -159,52 +159,50 @@ impl View {
 
     fn note(&self, message: &str) {
         match self {
-            Self::Json => eprintln!("{message}"),
-            Self::Bar(bar) => bar.println(message),
+            Self::Bar(bar) => bar.suspend(|| eprintln!("warning: {message}")),
+            _ => eprintln!("warning: {message}"),
         }
     }
 
-    fn finish(&self, status: pb::ExecutionStatus) {
-        if let Self::Bar(bar) = self {
-            bar.finish_with_message(format!("{} (final)", status_name(status)));
-        }
-    }
-
-    fn abandon(&self, status: &tonic::Status) {
-        let message = format!("watch failed: {:?}: {}", status.code(), status.message());
+    /// The final state, with its real counts.
+    fn finish(&self, e: &pb::Execution) {
         match self {
-            Self::Json => eprintln!("{message}"),
-            Self::Bar(bar) => bar.abandon_with_message(message),
+            Self::Bar(bar) => {
+                show_on_bar(bar, e);
+                // Abandon, not finish: finishing would fill the bar to its length, and
+                // a stopped or failed execution did not complete every action.
+                bar.abandon();
+            }
+            Self::Lines => println!(
+                "{} {}: {}",
+                e.hashid,
+                execution_status(e.status()),
+                output::counts(e)
+            ),
+            Self::Json => {}
+        }
+    }
+
+    /// Takes the bar off the screen, so that an error reads as an error.
+    fn clear(&self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
         }
     }
 }
 
-fn status_name(status: pb::ExecutionStatus) -> &'static str {
-    status.as_str_name().trim_start_matches("EXECUTION_STATUS_")
-}
-
-/// One event as a JSON object for scripts.
-fn event_json(event: &pb::WatchExecutionResponse) -> serde_json::Value {
-    let mut out = serde_json::json!({
-        "kind": event.kind().as_str_name().trim_start_matches("WATCH_EVENT_KIND_"),
-        "revision": event.revision,
-        "sent_at": event.sent_at.map(|t| t.to_string()),
-    });
-    if let Some(e) = &event.execution {
-        out["execution"] = serde_json::json!({
-            "id": e.id,
-            "hashid": e.hashid,
-            "status": status_name(e.status()),
-            "actions_count": e.actions_count,
-            "idle_actions_count": e.idle_actions_count,
-            "scheduled_actions_count": e.scheduled_actions_count,
-            "running_actions_count": e.running_actions_count,
-            "completed_actions_count": e.completed_actions_count,
-            "failed_actions_count": e.failed_actions_count,
-            "stopped_actions_count": e.stopped_actions_count,
-            "stop_reason": e.stop_reason,
-            "updated_at_utc": e.updated_at_utc,
-        });
+fn show_on_bar(bar: &ProgressBar, e: &pb::Execution) {
+    bar.set_length(u64::try_from(e.actions_count).unwrap_or_default());
+    bar.set_position(u64::try_from(e.completed_actions_count).unwrap_or_default());
+    let mut message = execution_status(e.status()).to_owned();
+    for (n, name) in [
+        (e.scheduled_actions_count, "scheduled"),
+        (e.running_actions_count, "running"),
+        (e.failed_actions_count, "failed"),
+        (e.stopped_actions_count, "stopped"),
+    ] {
+        message.push_str(&format!("  {name} {n}"));
     }
-    out
+    message.push_str(&format!("  rev {}", e.revision));
+    bar.set_message(message);
 }

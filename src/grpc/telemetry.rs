@@ -187,7 +187,8 @@ impl CallEnd {
             return;
         }
         let elapsed = self.started.elapsed();
-        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        // Rounded to the microsecond: more digits are noise (and 0.9068700000000001).
+        let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let code_name = super::metrics::code_name(code);
         self.metrics.record_call(self.rpc, code, elapsed);
         let Some(suppressed) = self.lines.take() else {

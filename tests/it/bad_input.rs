@@ -258,7 +258,7 @@ struct Stored {
 impl Stored {
     async fn seed(client: &mut Client) -> Self {
         use ActionStatus::*;
-        let mut listening = example("fork_join.json");
+        let mut listening = example("branching.json");
         listening.stop_events = vec!["deploy".into()];
         let running = client
             .start_execution(listening)
@@ -400,7 +400,7 @@ fn list_after(page_token: &str, edit: impl FnOnce(&mut pb::ListExecutionsRequest
 }
 
 fn start_call(edit: impl FnOnce(&mut pb::StartExecutionRequest)) -> Call {
-    let mut r = example("fork_join.json");
+    let mut r = example("branching.json");
     edit(&mut r);
     Call::Start(r)
 }
@@ -409,12 +409,12 @@ fn template(r: &mut pb::StartExecutionRequest) -> &mut pb::Template {
     r.template.as_mut().unwrap()
 }
 
-/// The fork/join example with one more edge.
+/// The branching example with one more edge.
 fn add_edge(source: &str, target: &str) -> Call {
     start_call(|s| template(s).edges.push(edge(source, target)))
 }
 
-/// The fork/join example with one more node.
+/// The branching example with one more node.
 fn add_node(id: &str, node_type: &str) -> Call {
     start_call(|s| template(s).nodes.push(node(id, node_type)))
 }

@@ -129,7 +129,7 @@ async fn random_histories_replay_to_the_current_state(server: &TestServer) {
         let template = match i % 3 {
             0 => chain(4),
             1 => fan(4),
-            _ => example("fork_join.json").template.unwrap(),
+            _ => example("branching.json").template.unwrap(),
         };
         let e = start(&mut client, &format!("random-{i}"), template).await;
         let nodes: Vec<String> = actions_of(&e).into_keys().collect();

@@ -54,10 +54,9 @@ fn percent_decode(text: &str) -> String {
 /// load-shedding slot: with the limit at 16, every call of another client succeeds while
 /// it stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_python_h2), ignore = "needs python3 with h2")]
 async fn stalled_requests_hold_no_slot() {
-    let Some(python) = python(&["h2"]) else {
-        return;
-    };
+    let python = python(&["h2"]);
     let server = TestServer::builder()
         .config(ServerConfig {
             limits: Limits {
@@ -102,10 +101,12 @@ async fn stalled_requests_hold_no_slot() {
 /// HEADERS + RST_STREAM in one burst) gets its connection closed with GOAWAY
 /// ENHANCE_YOUR_CALM, and the server goes on serving others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(all(test_python_h2, test_python_grpc)),
+    ignore = "needs python3 with h2 and grpcio, grpcio-tools"
+)]
 async fn deadline_churn_is_served_and_rapid_reset_is_closed() {
-    let Some(python) = python(&["h2", "grpc", "grpc_tools"]) else {
-        return;
-    };
+    let python = python(&["h2", "grpc", "grpc_tools"]);
     let server = TestServer::builder().start().await;
     let addr = server.addr.to_string();
     let proto = format!("{}/proto", env!("CARGO_MANIFEST_DIR"));
@@ -151,10 +152,9 @@ async fn deadline_churn_is_served_and_rapid_reset_is_closed() {
 /// the deadline with DEADLINE_EXCEEDED (and an ErrorInfo): a watch stream after 2 s, an
 /// UpdateAction stuck on a lock after 500 ms (and the change never lands).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_python_h2), ignore = "needs python3 with h2")]
 async fn deadlines_end_streams_and_calls_of_clients_that_do_not_enforce_them() {
-    let Some(python) = python(&["h2"]) else {
-        return;
-    };
+    let python = python(&["h2"]);
     let server = TestServer::builder().start().await;
     let mut client = server.client.clone();
     let e = start(&mut client, "deadline", chain(2)).await;
@@ -232,10 +232,9 @@ async fn deadlines_end_streams_and_calls_of_clients_that_do_not_enforce_them() {
 /// compression flag no encoding backs (INVALID_ARGUMENT `MALFORMED_MESSAGE`), an encoding
 /// the server does not know (UNIMPLEMENTED `UNSUPPORTED_COMPRESSION`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_python_h2), ignore = "needs python3 with h2")]
 async fn errors_from_below_the_handlers_carry_error_info() {
-    let Some(python) = python(&["h2"]) else {
-        return;
-    };
+    let python = python(&["h2"]);
     let server = TestServer::builder().start().await;
     let addr = server.addr.to_string();
     let cases: &[(&[&str], Code, &str)] = &[
@@ -285,10 +284,12 @@ async fn errors_from_below_the_handlers_carry_error_info() {
 /// gzip and zstd both ways: a Python grpcio channel compressing with gzip is served, and
 /// a tonic client sending and accepting zstd starts and reads an execution.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(test_python_grpc),
+    ignore = "needs python3 with grpcio, grpcio-tools"
+)]
 async fn compressed_calls_are_served() {
-    let Some(python) = python(&["grpc", "grpc_tools"]) else {
-        return;
-    };
+    let python = python(&["grpc", "grpc_tools"]);
     let server = TestServer::builder().start().await;
     let addr = server.addr.to_string();
     let proto = format!("{}/proto", env!("CARGO_MANIFEST_DIR"));
@@ -352,10 +353,9 @@ async fn health_of_an_unknown_service_follows_the_protocol() {
 /// window 0) spend it, new calls are then refused with RESOURCE_EXHAUSTED `OVERLOADED`
 /// (health still answers), and they are served again once that client goes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_python_h2), ignore = "needs python3 with h2")]
 async fn answers_nobody_reads_have_a_budget() {
-    let Some(python) = python(&["h2"]) else {
-        return;
-    };
+    let python = python(&["h2"]);
     let server = TestServer::builder()
         .config(ServerConfig {
             limits: Limits {
@@ -406,10 +406,12 @@ async fn answers_nobody_reads_have_a_budget() {
 /// a template edge whose source is 100,000 characters, gets INVALID_ARGUMENT with its
 /// details, not RESOURCE_EXHAUSTED for an error whose headers are too large to read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_python_grpc),
+    ignore = "needs python3 with grpcio, grpcio-tools"
+)]
 async fn a_default_grpcio_client_reads_errors_about_huge_values() {
-    let Some(python) = python(&["grpc", "grpc_tools"]) else {
-        return;
-    };
+    let python = python(&["grpc", "grpc_tools"]);
     let server = TestServer::builder().start().await;
     let addr = server.addr.to_string();
     let proto = format!("{}/proto", env!("CARGO_MANIFEST_DIR"));

@@ -7,19 +7,19 @@ use executions::proto::v1 as pb;
 use tonic::Code;
 
 db_tests!(
-    a_fork_and_join_runs_to_completion,
+    the_branching_example_runs_to_completion,
     a_failure_that_blocks_the_rest_fails_the_execution,
     stop_is_atomic_and_idempotent,
     reporting_the_same_status_again_changes_nothing,
     expected_revision_guards_an_update,
 );
 
-/// Driving every action of the fork/join example through SCHEDULED, RUNNING and COMPLETED
+/// Driving every action of the branching example through SCHEDULED, RUNNING and COMPLETED
 /// opens edges as sources complete, bumps the revision once per change, stamps times, and
 /// completes the execution.
-async fn a_fork_and_join_runs_to_completion(server: &TestServer) {
+async fn the_branching_example_runs_to_completion(server: &TestServer) {
     let mut client = server.client.clone();
-    let e = start_example(&mut client, "fork_join.json").await;
+    let e = start_example(&mut client, "branching.json").await;
     let id = e.hashid.clone();
 
     let e = update(&mut client, &id, "account", ActionStatus::Scheduled).await;
@@ -100,7 +100,7 @@ async fn a_failure_that_blocks_the_rest_fails_the_execution(server: &TestServer)
 /// reports after a stop are refused.
 async fn stop_is_atomic_and_idempotent(server: &TestServer) {
     let mut client = server.client.clone();
-    let e = start_example(&mut client, "fork_join.json").await;
+    let e = start_example(&mut client, "branching.json").await;
     let id = e.id.clone();
     update(&mut client, &id, "account", ActionStatus::Running).await;
     update(&mut client, &id, "account", ActionStatus::Completed).await;

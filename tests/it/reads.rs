@@ -16,7 +16,7 @@ db_tests!(
 /// edges from Start OPEN and the rest CLOSED, the template and data as given.
 async fn start_returns_the_seed_shape(server: &TestServer) {
     let mut client = server.client.clone();
-    let request = example("fork_join.json");
+    let request = example("branching.json");
     let e = client
         .start_execution(request.clone())
         .await

@@ -9,10 +9,8 @@ use executions::proto::v1 as pb;
 /// Replicas starting together on an empty PostgreSQL database all come up: they take turns
 /// migrating instead of racing on the schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
 async fn replicas_starting_together_migrate_once() {
-    if !Backend::Postgres.available() {
-        return;
-    }
     let fresh = PostgresDatabase::create(&this_test()).await;
     let mut starts = Vec::new();
     for _ in 0..4 {
@@ -33,11 +31,9 @@ async fn replicas_starting_together_migrate_once() {
 /// terminated from SQL while changes keep landing through A: B's watchers still converge
 /// to the final state, with revisions that only go up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
 async fn changes_reach_watchers_on_another_replica_even_across_a_lost_connection() {
     use sea_orm::ConnectionTrait;
-    if !Backend::Postgres.available() {
-        return;
-    }
     let a = TestServer::builder().on(Backend::Postgres).start().await;
     // B connects as its own user, so that B alone can be cut off from the database.
     let database = a.postgres().unwrap().name();

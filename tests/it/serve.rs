@@ -266,10 +266,12 @@ async fn a_busy_port_is_refused_before_migrations() {
 /// (grpcio calls with 1 ms deadlines from 20 threads) write at most 200 per-call lines a
 /// second, and say in a WARN line how many were left out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_python_grpc),
+    ignore = "needs python3 with grpcio, grpcio-tools"
+)]
 async fn a_flood_of_calls_writes_a_bounded_number_of_log_lines() {
-    let Some(python) = python(&["grpc", "grpc_tools"]) else {
-        return;
-    };
+    let python = python(&["grpc", "grpc_tools"]);
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
     let started = std::time::Instant::now();
@@ -384,10 +386,9 @@ pub async fn unread_calls(
 /// 400 MiB, while it goes on answering others. (Each of these answers shares the one
 /// encoded form of the execution's revision.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(test_python_h2), ignore = "needs python3 with h2")]
 async fn unread_answers_share_one_encoded_execution() {
-    let Some(python) = python(&["h2"]) else {
-        return;
-    };
+    let python = python(&["h2"]);
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
     let server = serve(dir.path(), &["--listen", &addr])

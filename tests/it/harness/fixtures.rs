@@ -18,7 +18,7 @@ pub fn example_path(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The StartExecution request of an example file (`linear.json`, `fork_join.json`).
+/// The StartExecution request of an example file (`linear.json`, `branching.json`).
 pub fn example(name: &str) -> pb::StartExecutionRequest {
     let text = std::fs::read_to_string(example_path(name)).expect("example file");
     let json: serde_json::Value = serde_json::from_str(&text).expect("example JSON");

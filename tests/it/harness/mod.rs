@@ -10,8 +10,10 @@
 //! - [`locks`]: locks held from outside the server, to make a call wait.
 //! - [`probes`]: health, metrics and free ports.
 //! - [`python`]: the Python clients of the hostile-client tests.
+//! - [`binary`]: the real `executions` binary, run as a person would.
 
 pub mod assertions;
+pub mod binary;
 pub mod database;
 pub mod fixtures;
 pub mod locks;
@@ -22,6 +24,7 @@ pub mod streams;
 pub mod tokens;
 
 pub use assertions::*;
+pub use binary::*;
 pub use database::*;
 pub use fixtures::*;
 pub use locks::*;
@@ -37,6 +40,10 @@ pub use tonic_health::pb::health_check_response::ServingStatus;
 /// Runs each named `async fn name(server: &TestServer)` once per database: as test
 /// `name::sqlite` and as test `name::postgres` (see [`run_on`]). With `config = f;`
 /// first, the servers run with the settings `f()` returns.
+///
+/// `name::postgres` is ignored (`needs TEST_DATABASE_URL`) when the suite was built
+/// without `TEST_DATABASE_URL` (build.rs sets `cfg(test_database)` from it), so that the
+/// summary counts it as ignored rather than passed.
 #[macro_export]
 macro_rules! db_tests {
     (config = $config:path; $($name:ident),* $(,)?) => {$(
@@ -49,6 +56,7 @@ macro_rules! db_tests {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
             async fn postgres() {
                 run_on_with(Backend::Postgres, stringify!($name), $config(), super::$name).await;
             }
@@ -64,6 +72,7 @@ macro_rules! db_tests {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
             async fn postgres() {
                 run_on(Backend::Postgres, stringify!($name), super::$name).await;
             }
@@ -72,7 +81,8 @@ macro_rules! db_tests {
 }
 
 /// Runs `test` against a server over a fresh database of `backend` (named after `name`),
-/// then stops the server; does nothing when `backend` is not available here.
+/// then stops the server. Fails when `backend` is not available here (a PostgreSQL test
+/// run with `--include-ignored` but no `TEST_DATABASE_URL`).
 pub async fn run_on(backend: Backend, name: &str, test: impl AsyncFnOnce(&TestServer)) {
     run_on_with(backend, name, test_config(), test).await;
 }
@@ -84,9 +94,10 @@ pub async fn run_on_with(
     config: executions::grpc::ServerConfig,
     test: impl AsyncFnOnce(&TestServer),
 ) {
-    if !backend.available() {
-        return;
-    }
+    assert!(
+        backend.available(),
+        "{backend:?} is not available: set TEST_DATABASE_URL"
+    );
     let server = TestServer::builder()
         .on(backend)
         .named(name)
