@@ -129,6 +129,11 @@ pub struct ServeArgs {
     /// calls are refused with RESOURCE_EXHAUSTED until clients read or go.
     #[arg(long, env = "EXECUTIONS_MAX_UNSENT_BYTES", default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_unsent_bytes: u64,
+    /// Delete executions that finished longer ago than this (e.g. `30d`, `12h`), with their
+    /// actions and history, in small batches in the background (one replica at a time).
+    /// Off when not set: executions are kept forever.
+    #[arg(long, env = "EXECUTIONS_RETENTION", value_parser = parse_retention)]
+    pub retention: Option<Duration>,
     /// Address to serve Prometheus metrics on (`GET /metrics`); off when not set.
     #[arg(long, env = "EXECUTIONS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -148,6 +153,16 @@ fn cors_origin(text: &str) -> Result<http::HeaderValue, String> {
     crate::grpc::web::parse_origin(text).ok_or_else(|| {
         format!("{text:?} is not an origin: scheme://host[:port], e.g. https://ops.example.com")
     })
+}
+
+/// A retention: a duration such as `30d`, `12h` or `90s` (humantime's syntax), at least
+/// one second.
+fn parse_retention(raw: &str) -> Result<Duration, String> {
+    let retention = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
+    if retention < Duration::from_secs(1) {
+        return Err("retention must be at least 1s".to_owned());
+    }
+    Ok(retention)
 }
 
 /// How log lines are written.

@@ -55,6 +55,10 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the database at {}", redact(&args.database_url)))?;
     let executions =
         service::Executions::new(db, changes::ChangeHub::default(), args.watch_settings());
+    // Ends with the process; a batch cut short rolls back whole.
+    let _retention = args.retention.map(|retention| {
+        executions.start_retention(retention, tokio_util::sync::CancellationToken::new())
+    });
     grpc::run(server_config, executions, listener, shutdown_signal()).await
 }
 

@@ -247,6 +247,8 @@ mod tests {
                 execution_data: None,
                 user_key: "main".into(),
                 request_id: None,
+                stop_events: Vec::new(),
+                log_budget: 0,
             },
             id,
             chrono::Utc::now(),

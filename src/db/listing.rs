@@ -97,7 +97,11 @@ pub async fn count_by_status(
         .collect()
 }
 
-fn filter_condition(filter: &ListFilter, backend: DatabaseBackend) -> Result<Condition, Error> {
+/// The condition that selects the executions matching `filter`.
+pub(super) fn filter_condition(
+    filter: &ListFilter,
+    backend: DatabaseBackend,
+) -> Result<Condition, Error> {
     use execution::Column as C;
     let mut condition = Condition::all();
     if !filter.statuses.is_empty() {

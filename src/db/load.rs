@@ -68,6 +68,8 @@ pub(super) fn select_headers() -> sea_orm::Select<execution::Entity> {
         ])
         .expr_as(Expr::cust("''"), "template")
         .expr_as(Expr::cust("NULL"), "execution_data")
+        .expr_as(Expr::cust("'[]'"), "stop_events")
+        .expr_as(Expr::cust("CAST(0 AS BIGINT)"), "log_budget")
 }
 
 /// The execution a tenant created with `request_id`, if any.
@@ -182,7 +184,7 @@ pub(super) async fn with_actions_of_many(
 
 /// An execution row with its action rows folded into one JSON array column (one array
 /// `[node_id, status, scheduled_at, started_at, completed_at, failed_at, stopped_at,
-/// failure_note]` per action), so that a whole execution is one row of one statement.
+/// failure_note, log, log_bytes]` per action), so that a whole execution is one row of one statement.
 ///
 /// Why: one statement reads one snapshot, and one row is one hand-off from SQLite's
 /// connection thread. Read as separate rows, each action row is its own hand-off (a
@@ -212,11 +214,13 @@ type ActionJson = (
     Option<i64>,
     Option<i64>,
     Option<String>,
+    Option<String>,
+    i64,
 );
 
 /// The subquery that folds an execution's action rows into one JSON text.
 fn actions_json(backend: DatabaseBackend) -> Expr {
-    let columns = r#"a."node_id", a."status", a."scheduled_at", a."started_at", a."completed_at", a."failed_at", a."stopped_at", a."failure_note""#;
+    let columns = r#"a."node_id", a."status", a."scheduled_at", a."started_at", a."completed_at", a."failed_at", a."stopped_at", a."failure_note", a."log", a."log_bytes""#;
     let sql = match backend {
         DatabaseBackend::Postgres => format!(
             r#"(SELECT json_agg(json_build_array({columns}))::text FROM "actions" a WHERE a."execution_seq" = "executions"."seq")"#
@@ -261,6 +265,8 @@ async fn find_full(
             failed_at: a.5,
             stopped_at: a.6,
             failure_note: a.7,
+            log: a.8,
+            log_bytes: a.9,
         })
         .collect();
     Ok(Some(rows::full(found.row, actions)?))

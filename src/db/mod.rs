@@ -3,10 +3,13 @@
 //! so they run inside the caller's transaction, and return domain types. No tonic here.
 
 pub mod entity;
+pub mod fleet;
+mod history;
 mod listing;
 mod load;
 pub mod migration;
 pub mod notify;
+mod retention;
 mod rows;
 mod store;
 
@@ -21,9 +24,11 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
 
+pub use history::{EventPosition, list_events};
 pub use listing::{count_by_status, list};
 pub use load::{find_by_request_id, load, load_for_change, load_many, revision_of};
-pub use store::{creation_time, insert_execution, is_unique_violation, save_change};
+pub use retention::{delete_finished_before, take_retention_turn};
+pub use store::{creation_time, insert_events, insert_execution, is_unique_violation, save_change};
 
 use crate::error::Error;
 

@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 
-use super::entity::{action, execution};
-use crate::domain::{ActionState, Counts, Detail, ExecutionId, FullExecution, Header, Template};
+use super::entity::{action, event, execution};
+use crate::domain::{
+    ActionLog, ActionState, Counts, Detail, Event, ExecutionId, FullExecution, Header, Provenance,
+    RecordedEvent, Template,
+};
 use crate::error::{Error, OrInternal};
 
 /// Microseconds since the epoch, the stored form of every time.
@@ -59,6 +62,8 @@ pub(super) fn detail(row: execution::Model, actions: Vec<action::Model>) -> Resu
         template,
         execution_data: row.execution_data,
         actions,
+        stop_events: serde_json::from_str(&row.stop_events).or_internal()?,
+        log_budget: row.log_budget,
     })
 }
 
@@ -71,6 +76,15 @@ fn action_state(row: action::Model) -> Result<ActionState, Error> {
         failed_at: opt_from_micros(row.failed_at)?,
         stopped_at: opt_from_micros(row.stopped_at)?,
         failure_note: row.failure_note,
+        log: row
+            .log
+            .map(|log| {
+                Ok::<_, Error>(ActionLog {
+                    value: serde_json::from_str(&log).or_internal()?,
+                    encoded_bytes: row.log_bytes,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -111,6 +125,8 @@ pub(super) fn new_execution_row(
         request_id: Set(request_id),
         created_at: Set(to_micros(h.created_at)),
         updated_at: Set(to_micros(h.updated_at)),
+        stop_events: Set(serde_json::to_string(&e.detail.stop_events).or_internal()?),
+        log_budget: Set(e.detail.log_budget),
         ..Default::default()
     })
 }
@@ -127,5 +143,44 @@ pub(super) fn action_row(seq: i64, node_id: &str, state: &ActionState) -> action
         failed_at: Set(state.failed_at.map(to_micros)),
         stopped_at: Set(state.stopped_at.map(to_micros)),
         failure_note: Set(state.failure_note.clone()),
+        log: Set(state.log.as_ref().map(|log| log.value.to_string())),
+        log_bytes: Set(state.log.as_ref().map_or(0, |log| log.encoded_bytes)),
     }
+}
+
+pub(super) fn event_row(seq: i64, ordinal: i32, e: &Event, by: &Provenance) -> event::ActiveModel {
+    event::ActiveModel {
+        execution_seq: Set(seq),
+        revision: Set(e.revision),
+        ordinal: Set(ordinal),
+        occurred_at: Set(to_micros(e.occurred_at)),
+        kind: Set(e.kind.as_str().to_owned()),
+        node_id: Set(e.node_id.clone()),
+        from_status: Set(e.from_status.map(|s| s.as_str().to_owned())),
+        to_status: Set(e.to_status.map(|s| s.as_str().to_owned())),
+        scheduled_at: Set(e.scheduled_at.map(to_micros)),
+        note: Set(e.note.clone()),
+        actor: Set(by.actor.clone()),
+        request_id: Set(by.request_id.clone()),
+    }
+}
+
+pub(super) fn recorded_event(row: event::Model) -> Result<RecordedEvent, Error> {
+    let status = |s: Option<String>| s.map(|s| s.parse()).transpose().or_internal();
+    Ok(RecordedEvent {
+        event: Event {
+            revision: row.revision,
+            occurred_at: from_micros(row.occurred_at)?,
+            kind: row.kind.parse().or_internal()?,
+            node_id: row.node_id,
+            from_status: status(row.from_status)?,
+            to_status: status(row.to_status)?,
+            scheduled_at: opt_from_micros(row.scheduled_at)?,
+            note: row.note,
+        },
+        by: Provenance {
+            actor: row.actor,
+            request_id: row.request_id,
+        },
+    })
 }

@@ -8,9 +8,9 @@ use sea_orm::{
     SqlErr, Statement,
 };
 
-use super::entity::{action, execution};
+use super::entity::{action, event, execution, stop_subscription};
 use super::rows;
-use crate::domain::{ActionState, FullExecution};
+use crate::domain::{ActionState, Event, FullExecution, Provenance};
 use crate::error::Error;
 
 /// Rows per multi-row INSERT of actions; far below both databases' parameter limits.
@@ -40,7 +40,43 @@ pub async fn insert_execution(
             .exec(conn)
             .await?;
     }
+    if !execution.detail.stop_events.is_empty() {
+        let subscriptions =
+            execution
+                .detail
+                .stop_events
+                .iter()
+                .map(|stop_event| stop_subscription::ActiveModel {
+                    user_key: sea_orm::ActiveValue::Set(execution.header.user_key.clone()),
+                    stop_event: sea_orm::ActiveValue::Set(stop_event.clone()),
+                    execution_seq: sea_orm::ActiveValue::Set(seq),
+                });
+        stop_subscription::Entity::insert_many(subscriptions)
+            .exec(conn)
+            .await?;
+    }
     Ok(Some(seq))
+}
+
+/// Records the events of one change of execution `seq`, made `by` a caller, in the
+/// caller's transaction (so the history commits or rolls back with the change).
+pub async fn insert_events(
+    conn: &impl ConnectionTrait,
+    seq: i64,
+    events: &[Event],
+    by: &Provenance,
+) -> Result<(), Error> {
+    let rows: Vec<event::ActiveModel> = events
+        .iter()
+        .enumerate()
+        .map(|(ordinal, e)| rows::event_row(seq, ordinal as i32, e, by))
+        .collect();
+    for chunk in rows.chunks(ACTION_INSERT_CHUNK) {
+        event::Entity::insert_many(chunk.to_vec())
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Key of the PostgreSQL advisory lock that orders creations.

@@ -48,6 +48,12 @@ pub struct Detail {
     pub execution_data: Option<serde_json::Value>,
     /// State of every action, by node id.
     pub actions: BTreeMap<String, ActionState>,
+    /// Stop events the execution listens to (see StopExecutions).
+    pub stop_events: Vec<String>,
+    /// Bytes the actions' logs may take together, as encoded in the execution's `log`
+    /// (what the largest form of the execution leaves free of the message limit, decided
+    /// at start; see [`log_bytes`]).
+    pub log_budget: i64,
 }
 
 /// An execution as read: always its header, its detail when the view asks for it.
@@ -94,6 +100,32 @@ pub struct ActionState {
     pub stopped_at: Option<DateTime<Utc>>,
     /// What went wrong, when it failed.
     pub failure_note: Option<String>,
+    /// The last log the action reported, if any.
+    pub log: Option<ActionLog>,
+}
+
+/// The log an action reported: a JSON object, and its size as the caller encoded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionLog {
+    /// The log (a JSON object).
+    pub value: serde_json::Value,
+    /// Its size in bytes as encoded on the wire (a protobuf Struct).
+    pub encoded_bytes: i64,
+}
+
+/// Bytes that the logs of `actions` take in an execution's `log`: each log's own size
+/// plus what its entry under the node id adds (the key, field tags and lengths, counted
+/// generously).
+pub fn log_bytes<'a>(actions: impl IntoIterator<Item = (&'a String, &'a ActionState)>) -> i64 {
+    /// Tags and length prefixes of one entry of the `log` Struct, at most.
+    const ENTRY_OVERHEAD: i64 = 24;
+    actions
+        .into_iter()
+        .filter_map(|(node_id, action)| {
+            let log = action.log.as_ref()?;
+            Some(log.encoded_bytes + node_id.len() as i64 + ENTRY_OVERHEAD)
+        })
+        .sum()
 }
 
 /// Number of actions in each status; the six add up to the number of actions.
@@ -253,6 +285,8 @@ mod tests {
             template: diamond(),
             execution_data: None,
             actions: actions(&[("a", Completed), ("b", Running), ("c", Idle)]),
+            stop_events: Vec::new(),
+            log_budget: 0,
         };
         let edges = detail.edge_statuses();
         assert_eq!(

@@ -3,6 +3,8 @@
 //! layer calls these; none restates them.
 
 pub mod execution;
+pub mod fleet;
+pub mod history;
 pub mod ids;
 pub mod listing;
 pub mod quoting;
@@ -12,8 +14,9 @@ pub mod template;
 pub mod time;
 
 pub use execution::{
-    ActionState, Counts, DEFAULT_USER_KEY, Detail, Execution, FullExecution, Header,
+    ActionLog, ActionState, Counts, DEFAULT_USER_KEY, Detail, Execution, FullExecution, Header,
 };
+pub use history::{Event, EventKind, Provenance, RecordedEvent};
 pub use ids::{ExecutionId, ExecutionRef, Hashid, HashidCodec, MalformedRef};
 pub use quoting::quoted;
 pub use rules::{ActionUpdate, NewExecution, Outcome, RuleViolation};

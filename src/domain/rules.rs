@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::execution::{
-    ActionState, Counts, Detail, FullExecution, Header, derive_status, is_ready,
+    ActionLog, ActionState, Counts, Detail, FullExecution, Header, derive_status, is_ready,
+    log_bytes,
 };
+use super::history::{self, Event, EventKind};
 use super::ids::ExecutionId;
 use super::status::{ActionStatus, ExecutionStatus};
 use super::template::{Graph, Template};
@@ -29,6 +31,10 @@ pub struct NewExecution {
     pub user_key: String,
     /// Idempotency key, if any.
     pub request_id: Option<String>,
+    /// Stop events the execution listens to.
+    pub stop_events: Vec<String>,
+    /// Bytes its actions' logs may take together (see [`Detail::log_budget`]).
+    pub log_budget: i64,
 }
 
 /// A progress report for one action.
@@ -44,6 +50,8 @@ pub struct ActionUpdate {
     pub failure_note: Option<String>,
     /// Apply only at this revision, when set.
     pub expected_revision: Option<i64>,
+    /// The action's new log, if it reports one.
+    pub log: Option<ActionLog>,
 }
 
 /// Why a move is refused.
@@ -88,6 +96,16 @@ pub enum RuleViolation {
         /// The action.
         node_id: String,
     },
+    /// The execution's logs would take more than its log budget.
+    #[error(
+        "with this log, the execution's logs would take {needed} bytes, more than the {budget} its size leaves free"
+    )]
+    LogFull {
+        /// Bytes the logs would take.
+        needed: i64,
+        /// Bytes they may take.
+        budget: i64,
+    },
 }
 
 /// What a move did.
@@ -99,6 +117,8 @@ pub enum Outcome {
     Changed {
         /// Node ids of the actions whose state changed.
         actions: Vec<String>,
+        /// What changed, one event per thing, at the new revision.
+        events: Vec<Event>,
     },
 }
 
@@ -142,15 +162,19 @@ pub fn create(new: NewExecution, id: ExecutionId, now: DateTime<Utc>) -> FullExe
             template: new.template,
             execution_data: new.execution_data,
             actions,
+            stop_events: new.stop_events,
+            log_budget: new.log_budget,
         },
     }
 }
 
 /// Applies a progress report. Checks, in order: the execution is not stopped (after a stop
-/// every report is refused); the action exists; the expected revision (if any) is current; a report of the status the action
-/// already has is a no-op; the execution is not finished; the move is allowed; the action
-/// is ready (for SCHEDULED and RUNNING). Then sets the action's status and timestamp and
-/// re-derives counts, status and revision.
+/// every report is refused); the action exists; the expected revision (if any) is
+/// current; a report of the status the action already has changes only its log, if it
+/// brings a new one (else it is a no-op); the execution is not finished; the move is
+/// allowed; the action is ready (for SCHEDULED and RUNNING); the logs fit the execution's
+/// log budget. Then sets the action's status, timestamp and log and re-derives counts,
+/// status and revision.
 pub fn apply_update(
     execution: &mut FullExecution,
     update: &ActionUpdate,
@@ -160,13 +184,13 @@ pub fn apply_update(
     if header.status == ExecutionStatus::Stopped {
         return Err(RuleViolation::ExecutionStopped);
     }
-    let current = detail
-        .actions
-        .get(&update.node_id)
-        .ok_or_else(|| RuleViolation::ActionNotFound {
-            node_id: update.node_id.clone(),
-        })?
-        .status;
+    let current =
+        detail
+            .actions
+            .get(&update.node_id)
+            .ok_or_else(|| RuleViolation::ActionNotFound {
+                node_id: update.node_id.clone(),
+            })?;
     if let Some(expected) = update.expected_revision
         && expected != header.revision
     {
@@ -175,7 +199,12 @@ pub fn apply_update(
             current: header.revision,
         });
     }
-    if current == update.status {
+    let new_log = update
+        .log
+        .as_ref()
+        .filter(|log| current.log.as_ref() != Some(*log));
+    let from = current.status;
+    if from == update.status && new_log.is_none() {
         return Ok(Outcome::Unchanged);
     }
     if header.status.is_terminal() {
@@ -183,18 +212,38 @@ pub fn apply_update(
             status: header.status,
         });
     }
-    if !transition_allowed(current, update.status) {
+    let moves = from != update.status;
+    if moves && !transition_allowed(from, update.status) {
         return Err(RuleViolation::InvalidTransition {
             node_id: update.node_id.clone(),
-            from: current,
+            from,
             to: update.status,
         });
     }
     let graph = Graph::new(&detail.template);
-    if update.status.is_active() && !is_ready(&graph, &detail.actions, &update.node_id) {
+    if moves && update.status.is_active() && !is_ready(&graph, &detail.actions, &update.node_id) {
         return Err(RuleViolation::ActionNotReady {
             node_id: update.node_id.clone(),
         });
+    }
+    if let Some(log) = new_log {
+        let others = log_bytes(
+            detail
+                .actions
+                .iter()
+                .filter(|(node_id, _)| **node_id != update.node_id),
+        );
+        let own = ActionState {
+            log: Some(log.clone()),
+            ..ActionState::default()
+        };
+        let needed = others + log_bytes([(&update.node_id, &own)]);
+        if needed > detail.log_budget {
+            return Err(RuleViolation::LogFull {
+                needed,
+                budget: detail.log_budget,
+            });
+        }
     }
 
     let Some(action) = detail.actions.get_mut(&update.node_id) else {
@@ -202,21 +251,38 @@ pub fn apply_update(
             node_id: update.node_id.clone(),
         });
     };
-    action.status = update.status;
-    match update.status {
-        ActionStatus::Scheduled => action.scheduled_at = update.scheduled_at,
-        ActionStatus::Running => action.started_at = Some(now),
-        ActionStatus::Completed => action.completed_at = Some(now),
-        ActionStatus::Failed => {
-            action.failed_at = Some(now);
-            action.failure_note = update.failure_note.clone();
+    let mut events = Vec::new();
+    if moves {
+        action.status = update.status;
+        match update.status {
+            ActionStatus::Scheduled => action.scheduled_at = update.scheduled_at,
+            ActionStatus::Running => action.started_at = Some(now),
+            ActionStatus::Completed => action.completed_at = Some(now),
+            ActionStatus::Failed => {
+                action.failed_at = Some(now);
+                action.failure_note = update.failure_note.clone();
+            }
+            ActionStatus::Idle | ActionStatus::Stopped => {}
         }
-        ActionStatus::Idle | ActionStatus::Stopped => {}
+        events.extend(
+            EventKind::of_action(update.status)
+                .map(|kind| Event::of_action(kind, &update.node_id, from, action)),
+        );
     }
-    header.status = derive_status(&graph, &detail.actions, false);
-    finish_change(header, detail, now);
+    if let Some(log) = new_log {
+        action.log = Some(log.clone());
+        events.push(Event::of_action(
+            EventKind::ActionLogged,
+            &update.node_id,
+            from,
+            action,
+        ));
+    }
+    let status = derive_status(&graph, &detail.actions, false);
+    finish_change(header, detail, status, now, &mut events);
     Ok(Outcome::Changed {
         actions: vec![update.node_id.clone()],
+        events,
     })
 }
 
@@ -238,25 +304,45 @@ pub fn stop(
         }
         ExecutionStatus::Running => {}
     }
-    let mut stopped = Vec::new();
+    let (mut stopped, mut events) = (Vec::new(), Vec::new());
     for (id, action) in detail.actions.iter_mut() {
         if !action.status.is_terminal() {
+            let from = action.status;
             action.status = ActionStatus::Stopped;
             action.stopped_at = Some(now);
+            events.push(Event::of_action(EventKind::ActionStopped, id, from, action));
             stopped.push(id.clone());
         }
     }
-    header.status = ExecutionStatus::Stopped;
     header.stop_reason = Some(reason.to_owned());
-    finish_change(header, detail, now);
-    Ok(Outcome::Changed { actions: stopped })
+    finish_change(header, detail, ExecutionStatus::Stopped, now, &mut events);
+    Ok(Outcome::Changed {
+        actions: stopped,
+        events,
+    })
 }
 
-/// The bookkeeping every change shares: recount, bump the revision by one, stamp the time.
-fn finish_change(header: &mut Header, detail: &Detail, now: DateTime<Utc>) {
+/// The bookkeeping every change shares: set the derived `status` (with its event when it
+/// changed), recount, bump the revision by one, stamp the time, and give the change's
+/// events its revision and time.
+fn finish_change(
+    header: &mut Header,
+    detail: &Detail,
+    status: ExecutionStatus,
+    now: DateTime<Utc>,
+    events: &mut Vec<Event>,
+) {
+    if status != header.status {
+        let note = (status == ExecutionStatus::Stopped)
+            .then(|| header.stop_reason.clone())
+            .flatten();
+        events.extend(EventKind::of_execution(status).map(|kind| Event::of_execution(kind, note)));
+    }
+    header.status = status;
     header.counts = Counts::tally(detail.actions.values());
     header.revision += 1;
     header.updated_at = now;
+    history::stamp(events, header.revision, now);
 }
 
 #[cfg(test)]

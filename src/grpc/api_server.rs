@@ -109,6 +109,8 @@ impl tower::Service<http::Request<Body>> for ApiServer {
                 "ListExecutions" => unary!(list_executions),
                 "CountExecutions" => unary!(count_executions),
                 "StopExecution" => unary!(stop_execution),
+                "StopExecutions" => unary!(stop_executions),
+                "ListExecutionEvents" => unary!(list_execution_events),
                 "StartExecution" => unary!(start_execution),
                 "UpdateAction" => unary!(update_action),
                 "WatchExecution" => {

@@ -143,7 +143,9 @@ fn required_role(path: &str) -> Option<Role> {
         return None;
     }
     match path.strip_prefix(API) {
-        Some("StartExecution" | "UpdateAction" | "StopExecution") => Some(Role::Writer),
+        Some("StartExecution" | "UpdateAction" | "StopExecution" | "StopExecutions") => {
+            Some(Role::Writer)
+        }
         // Reads, reflection, and any unknown path (which then answers UNIMPLEMENTED only
         // to a known caller).
         _ => Some(Role::Reader),

@@ -12,11 +12,12 @@ use crate::service::Caller;
 /// The scope a request runs in.
 pub fn of<T>(request: &Request<T>) -> Caller {
     let received = Instant::now();
+    let principal = request.extensions().get::<Principal>();
     Caller {
-        tenant: request
-            .extensions()
-            .get::<Principal>()
-            .and_then(|principal| principal.tenant.clone()),
+        tenant: principal.and_then(|principal| principal.tenant.clone()),
+        actor: principal
+            .map(|principal| principal.name.clone())
+            .unwrap_or_default(),
         deadline: request
             .metadata()
             .get("grpc-timeout")

@@ -181,6 +181,39 @@ impl ExecutionService for ExecutionApi {
         Ok(self.respond(&out, execution))
     }
 
+    async fn stop_executions(
+        &self,
+        request: Request<pb::StopExecutionsRequest>,
+    ) -> Result<Response<pb::StopExecutionsResponse>, Status> {
+        let _slot = self.admit(&request)?;
+        let caller = caller::of(&request);
+        let stop = from_proto::stop_request(request.into_inner())?;
+        let result = self
+            .executions
+            .stop_many(&caller, stop)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(Response::new(to_proto::stop_result(
+            &result,
+            self.executions.hashids(),
+        )))
+    }
+
+    async fn list_execution_events(
+        &self,
+        request: Request<pb::ListExecutionEventsRequest>,
+    ) -> Result<Response<pb::ListExecutionEventsResponse>, Status> {
+        let _slot = self.admit(&request)?;
+        let caller = caller::of(&request);
+        let events = from_proto::events_request(self.executions.hashids(), request.into_inner())?;
+        let page = self
+            .executions
+            .list_events(&caller, events)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(Response::new(to_proto::events_page(page)))
+    }
+
     type WatchExecutionStream = WatchStream;
 
     async fn watch_execution(
@@ -221,8 +254,9 @@ impl ExecutionService for ExecutionApi {
         let caller = caller::of(&request);
         let mut req = request.into_inner();
         let out = self.presentation(req.view, View::Full, &std::mem::take(&mut req.time_zone))?;
-        let new = from_proto::new_execution(req)?;
-        size::check_largest_form(&new, self.executions.hashids(), self.max_message_bytes)?;
+        let mut new = from_proto::new_execution(req)?;
+        new.log_budget =
+            size::check_largest_form(&new, self.executions.hashids(), self.max_message_bytes)?;
         let execution = self
             .executions
             .start(&caller, new)

@@ -80,6 +80,14 @@ static KNOWN: &[Rpc] = &[
         RpcType::Unary,
     ),
     rpc(
+        "workflow.executions.v1.ExecutionService/StopExecutions",
+        RpcType::Unary,
+    ),
+    rpc(
+        "workflow.executions.v1.ExecutionService/ListExecutionEvents",
+        RpcType::Unary,
+    ),
+    rpc(
         "workflow.executions.v1.ExecutionService/WatchExecution",
         RpcType::ServerStream,
     ),

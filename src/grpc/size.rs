@@ -25,16 +25,20 @@ const READER_SLACK_BYTES: usize = 256;
 const FRAME_HEADER_BYTES: usize = 5;
 
 /// Refuses (INVALID_ARGUMENT, reason `EXECUTION_TOO_LARGE`) an execution whose largest
-/// FULL form would not fit in `max_message_bytes`.
+/// FULL form would not fit in `max_message_bytes`; otherwise answers what that form
+/// leaves free: the bytes its actions' logs may take together (its log budget).
 pub fn check_largest_form(
     new: &NewExecution,
     hashids: &HashidCodec,
     max_message_bytes: usize,
-) -> Result<(), Error> {
+) -> Result<i64, Error> {
     let largest = largest_form_bytes(new, hashids);
     let room = max_message_bytes.saturating_sub(FRAME_HEADER_BYTES + READER_SLACK_BYTES);
     if largest <= room {
-        return Ok(());
+        // The `log` field's own tag and length grow from 2 bytes (empty) to at most 6.
+        const LOG_FIELD_GROWTH: usize = 4;
+        let spare = (room - largest).saturating_sub(LOG_FIELD_GROWTH);
+        return Ok(i64::try_from(spare).unwrap_or(i64::MAX));
     }
     // Name what weighs most of what the caller controls.
     let data_bytes = new

@@ -47,6 +47,11 @@ impl From<Error> for Status {
                 RuleViolation::ActionNotReady { .. } => {
                     (Code::FailedPrecondition, "ACTION_NOT_READY")
                 }
+                RuleViolation::LogFull { budget, .. } => {
+                    field = Some("log".to_owned());
+                    metadata.insert("log_budget_bytes".to_owned(), budget.to_string());
+                    (Code::ResourceExhausted, "EXECUTION_LOG_FULL")
+                }
             },
             Error::RevisionAhead { current, .. } => {
                 field = Some("since_revision".to_owned());

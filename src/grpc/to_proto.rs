@@ -6,12 +6,13 @@ use chrono_tz::Tz;
 use super::render_cache::RenderCache;
 use super::structs::json_to_struct;
 use super::wire;
+use crate::domain::fleet::StopResult;
 use crate::domain::{
-    ActionState, ActionStatus, Detail, EdgeStatus, Execution, ExecutionStatus, FullExecution,
-    HashidCodec, Header, Template, View, time,
+    ActionState, ActionStatus, Detail, EdgeStatus, EventKind, Execution, ExecutionStatus,
+    FullExecution, HashidCodec, Header, RecordedEvent, Template, View, time,
 };
 use crate::proto::v1 as pb;
-use crate::service::WatchEvent;
+use crate::service::{EventsPage, WatchEvent};
 
 /// `Execution.object` of every execution.
 pub const OBJECT_TYPE: &str = "execution";
@@ -85,10 +86,27 @@ impl Presentation<'_> {
                 .as_ref()
                 .and_then(|v| v.as_object())
                 .map(json_to_struct);
-            out.log = Some(prost_types::Struct::default());
+            out.log = Some(log(detail));
+            out.stop_events = detail.stop_events.clone();
         }
         out
     }
+}
+
+/// `Execution.log`: each action's last log under its node id.
+fn log(detail: &Detail) -> prost_types::Struct {
+    let fields = detail
+        .actions
+        .iter()
+        .filter_map(|(node_id, action)| {
+            let log = action.log.as_ref()?.value.as_object()?;
+            let value = prost_types::Value {
+                kind: Some(prost_types::value::Kind::StructValue(json_to_struct(log))),
+            };
+            Some((node_id.clone(), value))
+        })
+        .collect();
+    prost_types::Struct { fields }
 }
 
 fn stats(detail: &Detail) -> std::collections::HashMap<String, pb::Stat> {
@@ -179,6 +197,69 @@ pub fn counts(by_status: &[(ExecutionStatus, i64)]) -> pb::CountExecutionsRespon
     pb::CountExecutionsResponse {
         count: by_status.iter().map(|(_, n)| n).sum(),
         counts_by_status,
+    }
+}
+
+/// The answer of StopExecutions.
+pub fn stop_result(result: &StopResult, hashids: &HashidCodec) -> pb::StopExecutionsResponse {
+    pb::StopExecutionsResponse {
+        matched_count: result.matched,
+        stopped_count: result.stopped,
+        executions: result
+            .executions
+            .iter()
+            .map(|e| pb::StoppedExecution {
+                id: e.id.to_string(),
+                hashid: hashids.encode(e.seq),
+                revision: e.revision,
+            })
+            .collect(),
+        executions_truncated: result.truncated,
+    }
+}
+
+/// The answer of ListExecutionEvents.
+pub fn events_page(page: EventsPage) -> pb::ListExecutionEventsResponse {
+    pb::ListExecutionEventsResponse {
+        events: page.events.into_iter().map(event).collect(),
+        next_page_token: page.next_page_token,
+    }
+}
+
+fn event(recorded: RecordedEvent) -> pb::ExecutionEvent {
+    let RecordedEvent { event: e, by } = recorded;
+    let (failure_note, stop_reason) = match e.kind {
+        EventKind::ExecutionStopped => (String::new(), e.note.unwrap_or_default()),
+        _ => (e.note.unwrap_or_default(), String::new()),
+    };
+    pb::ExecutionEvent {
+        revision: e.revision,
+        occurred_at: Some(timestamp(e.occurred_at)),
+        kind: event_kind(e.kind) as i32,
+        node_id: e.node_id.unwrap_or_default(),
+        from_status: e.from_status.map_or(0, |s| action_status(s) as i32),
+        to_status: e.to_status.map_or(0, |s| action_status(s) as i32),
+        scheduled_at: e.scheduled_at.map(timestamp),
+        failure_note,
+        stop_reason,
+        actor: by.actor,
+        request_id: by.request_id.unwrap_or_default(),
+    }
+}
+
+fn event_kind(kind: EventKind) -> pb::ExecutionEventKind {
+    use pb::ExecutionEventKind as K;
+    match kind {
+        EventKind::ExecutionStarted => K::ExecutionStarted,
+        EventKind::ActionScheduled => K::ActionScheduled,
+        EventKind::ActionStarted => K::ActionStarted,
+        EventKind::ActionCompleted => K::ActionCompleted,
+        EventKind::ActionFailed => K::ActionFailed,
+        EventKind::ActionStopped => K::ActionStopped,
+        EventKind::ExecutionStopped => K::ExecutionStopped,
+        EventKind::ExecutionCompleted => K::ExecutionCompleted,
+        EventKind::ExecutionFailed => K::ExecutionFailed,
+        EventKind::ActionLogged => K::ActionLogged,
     }
 }
 

@@ -91,12 +91,23 @@ impl Chunks for ListPage {
     }
 }
 
-impl Chunks for pb::CountExecutionsResponse {
-    fn chunks(self) -> (usize, Vec<Bytes>) {
-        let bytes = Bytes::from(self.encode_to_vec());
-        (bytes.len(), vec![bytes])
-    }
+/// Answers encoded for their one caller, as one chunk.
+macro_rules! encoded_for_caller {
+    ($($message:ty),+ $(,)?) => {$(
+        impl Chunks for $message {
+            fn chunks(self) -> (usize, Vec<Bytes>) {
+                let bytes = Bytes::from(self.encode_to_vec());
+                (bytes.len(), vec![bytes])
+            }
+        }
+    )+};
 }
+
+encoded_for_caller!(
+    pb::CountExecutionsResponse,
+    pb::StopExecutionsResponse,
+    pb::ListExecutionEventsResponse,
+);
 
 impl Chunks for WatchEvent {
     /// The fields before the execution, the shared execution, and `sent_at`.

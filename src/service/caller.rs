@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::domain::DEFAULT_USER_KEY;
+use crate::domain::{DEFAULT_USER_KEY, Provenance};
 use crate::error::Error;
 
 /// The scope of one call.
@@ -17,6 +17,9 @@ pub struct Caller {
     pub tenant: Option<String>,
     /// When the caller stops waiting. Database work still running then is abandoned.
     pub deadline: Option<Instant>,
+    /// Name of the caller's token, recorded as the actor of its changes; empty without
+    /// authentication.
+    pub actor: String,
 }
 
 impl Caller {
@@ -37,6 +40,13 @@ impl Caller {
     /// another; an unconfined caller creates where it says, by default in
     /// [`DEFAULT_USER_KEY`].
     pub fn tenant_for_new(&self, named: &str) -> Result<String, Error> {
+        self.tenant_to_act_in(named, "create executions")
+    }
+
+    /// The tenant a call that acts on a whole tenant (StopExecutions) acts in, given the
+    /// one its request names, by the rule of [`Caller::tenant_for_new`]; `doing` says
+    /// what is refused, for the error.
+    pub fn tenant_to_act_in(&self, named: &str, doing: &str) -> Result<String, Error> {
         if named.is_empty() {
             Ok(self
                 .tenant
@@ -48,10 +58,18 @@ impl Caller {
             Err(Error::PermissionDenied {
                 reason: "OTHER_TENANT",
                 message: format!(
-                    "this token may only create executions for user_key {:?}",
+                    "this token may only {doing} for user_key {:?}",
                     self.tenant.as_deref().unwrap_or_default()
                 ),
             })
+        }
+    }
+
+    /// Who the history records as making this caller's changes.
+    pub fn provenance(&self) -> Provenance {
+        Provenance {
+            actor: self.actor.clone(),
+            request_id: None,
         }
     }
 
@@ -75,7 +93,7 @@ mod tests {
     fn a_confined_caller_sees_only_its_tenant() {
         let confined = Caller {
             tenant: Some("acme".into()),
-            deadline: None,
+            ..Caller::default()
         };
         assert!(confined.sees("acme"));
         assert!(!confined.sees("globex"));
@@ -93,13 +111,13 @@ mod tests {
     #[test]
     fn a_passed_deadline_leaves_no_budget() {
         let late = Caller {
-            tenant: None,
             deadline: Some(Instant::now() - Duration::from_millis(1)),
+            ..Caller::default()
         };
         assert!(matches!(late.budget(), Err(Error::DeadlineExceeded)));
         let soon = Caller {
-            tenant: None,
             deadline: Some(Instant::now() + Duration::from_secs(5)),
+            ..Caller::default()
         };
         assert!(soon.budget().unwrap().is_some());
         assert_eq!(Caller::unrestricted().budget().unwrap(), None);

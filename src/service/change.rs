@@ -54,8 +54,8 @@ impl Executions {
             + 'static,
     {
         let budget = caller.budget()?;
-        let (this, tenant) = (self.clone(), caller.tenant.clone());
-        let changed = self
+        let (this, tenant, by) = (self.clone(), caller.tenant.clone(), caller.provenance());
+        let (mut changed, unchanged) = self
             .write(
                 budget,
                 Box::new(move |txn| {
@@ -65,16 +65,23 @@ impl Executions {
                             .ok_or_else(|| this.not_found(target))?;
                         let now = to_stored_precision(Utc::now());
                         Ok(match apply(&mut execution, now)? {
-                            Outcome::Changed { actions } => {
+                            Outcome::Changed { actions, events } => {
                                 db::save_change(txn, &execution, &actions).await?;
-                                Write::Commit(execution)
+                                db::insert_events(txn, execution.header.seq, &events, &by).await?;
+                                Write::Commit {
+                                    changed: vec![execution],
+                                    answer: None,
+                                }
                             }
-                            Outcome::Unchanged => Write::Unchanged(execution),
+                            Outcome::Unchanged => Write::RollBack(Some(execution)),
                         })
                     })
                 }),
             )
             .await?;
-        changed.ok_or_else(|| Error::internal("a change decided to write nothing"))
+        changed
+            .pop()
+            .or(unchanged)
+            .ok_or_else(|| Error::internal("a change decided to write nothing"))
     }
 }

@@ -9,13 +9,17 @@
 
 mod caller;
 mod change;
+mod fleet;
+mod history;
 mod page_token;
 mod read;
+mod retention;
 mod start;
 mod watch;
 mod write;
 
 pub use caller::Caller;
+pub use history::{EventsPage, EventsRequest};
 pub use read::{ListRequest, Page};
 pub use watch::{WatchEvent, WatchSettings, WatchStream};
 

@@ -1,6 +1,7 @@
 //! Page tokens: opaque, URL-safe strings that carry the keyset position of the last row of
-//! a page and a fingerprint of the filter and order that produced it, so a token is only
-//! accepted by the same query.
+//! a page (two integers) and a fingerprint of the filter and order that produced it, so a
+//! token is only accepted by the same query. ListExecutions' positions are (created_at,
+//! seq); ListExecutionEvents' are (revision, ordinal).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,7 +12,7 @@ use crate::error::Error;
 
 /// Version byte of the token layout.
 const VERSION: u8 = 1;
-/// version (1) + created_at µs (8) + seq (8) + fingerprint (8).
+/// version (1) + first key (8) + second key (8) + fingerprint (8).
 const TOKEN_BYTES: usize = 25;
 
 /// Fingerprint of a filter and an order.
@@ -32,31 +33,66 @@ pub(super) fn fingerprint(filter: &ListFilter, order: SortOrder) -> [u8; 8] {
     out
 }
 
+/// Fingerprint of ListExecutionEvents' query: the execution and the order.
+pub(super) fn events_fingerprint(execution_seq: i64, ascending: bool) -> [u8; 8] {
+    let canonical = format!("events:{execution_seq}:{ascending}");
+    let digest = Sha256::digest(canonical.as_bytes());
+    let mut out = [0; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
+}
+
 /// The token that resumes after `cursor`.
 pub(super) fn encode(cursor: Cursor, fingerprint: [u8; 8]) -> String {
-    let mut bytes = Vec::with_capacity(TOKEN_BYTES);
-    bytes.push(VERSION);
-    bytes.extend_from_slice(&cursor.created_at.timestamp_micros().to_be_bytes());
-    bytes.extend_from_slice(&cursor.seq.to_be_bytes());
-    bytes.extend_from_slice(&fingerprint);
-    URL_SAFE_NO_PAD.encode(bytes)
+    encode_position(
+        [cursor.created_at.timestamp_micros(), cursor.seq],
+        fingerprint,
+    )
 }
 
 /// The position a token resumes after (`None` for the empty token of a first page).
 pub(super) fn decode(token: &str, fingerprint: [u8; 8]) -> Result<Option<Cursor>, Error> {
+    let Some([created_at, seq]) = decode_position(token, fingerprint, "ListExecutions")? else {
+        return Ok(None);
+    };
+    let created_at = chrono::DateTime::from_timestamp_micros(created_at)
+        .ok_or_else(|| malformed("ListExecutions"))?;
+    Ok(Some(Cursor { created_at, seq }))
+}
+
+/// The token that resumes after the keyset position `keys`.
+pub(super) fn encode_position(keys: [i64; 2], fingerprint: [u8; 8]) -> String {
+    let mut bytes = Vec::with_capacity(TOKEN_BYTES);
+    bytes.push(VERSION);
+    bytes.extend_from_slice(&keys[0].to_be_bytes());
+    bytes.extend_from_slice(&keys[1].to_be_bytes());
+    bytes.extend_from_slice(&fingerprint);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn malformed(issuer: &str) -> Error {
+    Error::invalid(
+        "page_token",
+        "INVALID_PAGE_TOKEN",
+        format!("page_token is not a token returned by {issuer}"),
+    )
+}
+
+/// The keyset position a token of `issuer` (the RPC's name, for the error) resumes after;
+/// `None` for the empty token of a first page.
+pub(super) fn decode_position(
+    token: &str,
+    fingerprint: [u8; 8],
+    issuer: &str,
+) -> Result<Option<[i64; 2]>, Error> {
     if token.is_empty() {
         return Ok(None);
     }
-    let malformed = || {
-        Error::invalid(
-            "page_token",
-            "INVALID_PAGE_TOKEN",
-            "page_token is not a token returned by ListExecutions",
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| malformed(issuer))?;
     if bytes.len() != TOKEN_BYTES || bytes[0] != VERSION {
-        return Err(malformed());
+        return Err(malformed(issuer));
     }
     // The length was checked above: each range is 8 bytes.
     let field = |range: std::ops::Range<usize>| -> [u8; 8] {
@@ -71,12 +107,10 @@ pub(super) fn decode(token: &str, fingerprint: [u8; 8]) -> Result<Option<Cursor>
             "page_token was issued for other filters or another order; start from the first page",
         ));
     }
-    let created_at = chrono::DateTime::from_timestamp_micros(i64::from_be_bytes(field(1..9)))
-        .ok_or_else(malformed)?;
-    Ok(Some(Cursor {
-        created_at,
-        seq: i64::from_be_bytes(field(9..17)),
-    }))
+    Ok(Some([
+        i64::from_be_bytes(field(1..9)),
+        i64::from_be_bytes(field(9..17)),
+    ]))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::{Caller, Executions};
 use crate::db;
 use crate::domain::rules::{self, NewExecution};
 use crate::domain::time::to_stored_precision;
-use crate::domain::{ExecutionId, FullExecution};
+use crate::domain::{ExecutionId, FullExecution, history};
 use crate::error::Error;
 
 impl Executions {
@@ -32,7 +32,8 @@ impl Executions {
         {
             return Ok(existing);
         }
-        let created = self
+        let by = caller.provenance();
+        let (mut created, ()) = self
             .write(
                 budget,
                 Box::new(move |txn| {
@@ -44,17 +45,22 @@ impl Executions {
                             match db::insert_execution(txn, &execution, request_id).await? {
                                 Some(seq) => {
                                     execution.header.seq = seq;
-                                    Write::Commit(execution)
+                                    let events = history::started(&execution);
+                                    db::insert_events(txn, seq, &events, &by).await?;
+                                    Write::Commit {
+                                        changed: vec![execution],
+                                        answer: (),
+                                    }
                                 }
                                 // A concurrent call with the same request id won the race.
-                                None => Write::Nothing,
+                                None => Write::RollBack(()),
                             },
                         )
                     })
                 }),
             )
             .await?;
-        match created {
+        match created.pop() {
             Some(execution) => {
                 tracing::info!(execution = %execution.header.id, seq = execution.header.seq, "execution started");
                 Ok(execution)

@@ -14,29 +14,32 @@ use crate::db;
 use crate::domain::{ExecutionRef, FullExecution, View};
 use crate::error::{Error, OrInternal};
 
-/// What a write's work decided, inside its transaction.
-pub(super) enum Write {
-    /// A new state was saved: commit it, then publish it.
-    Commit(FullExecution),
-    /// Nothing changed (a no-op report, a stop of a stopped execution): roll back and
-    /// answer with this state.
-    Unchanged(FullExecution),
-    /// Nothing to write, and no state to answer with (a concurrent call did the work):
-    /// roll back.
-    Nothing,
+/// What a write's work decided, inside its transaction, with what it answers (`A`).
+pub(super) enum Write<A> {
+    /// New states were saved: commit them, then publish each.
+    Commit {
+        /// The executions changed, at their new revisions.
+        changed: Vec<FullExecution>,
+        /// What the work answers besides.
+        answer: A,
+    },
+    /// Nothing to write (a no-op report, a stop of a stopped execution, a concurrent
+    /// call that did the work): roll back.
+    RollBack(A),
 }
 
 /// The work of one write: reads and saves through the transaction it is given, and
 /// decides what happens to it.
-pub(super) type WriteWork =
-    Box<dyn for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<Write, Error>> + Send>;
+pub(super) type WriteWork<A> = Box<
+    dyn for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<Write<A>, Error>> + Send,
+>;
 
 impl Executions {
     /// Runs one write, in a task of its own, and waits for it: waits for this replica's
     /// turn to write, opens a transaction (with the caller's time `budget` on
     /// PostgreSQL), lets `work` read and save through it, then commits and publishes
-    /// ([`Write::Commit`]), or rolls back. Answers the committed or unchanged state, or
-    /// `None` for [`Write::Nothing`].
+    /// ([`Write::Commit`]), or rolls back. Answers the executions committed (none after a
+    /// roll-back) and what the work answered.
     ///
     /// Why a task of its own: the task gets a token that is cancelled when the caller
     /// goes away (a cancelled call, a passed deadline: the caller's future is dropped).
@@ -46,11 +49,11 @@ impl Executions {
     /// future could stop between the two. The tasks are tracked so that shutdown can wait
     /// for them ([`Executions::finish_changes`]) before it stops relaying changes to other
     /// replicas.
-    pub(super) async fn write(
+    pub(super) async fn write<A: Send + 'static>(
         &self,
         budget: Option<Duration>,
-        work: WriteWork,
-    ) -> Result<Option<FullExecution>, Error> {
+        work: WriteWork<A>,
+    ) -> Result<(Vec<FullExecution>, A), Error> {
         let caller_gone = CancellationToken::new();
         let _cancel_when_dropped = caller_gone.clone().drop_guard();
         let this = self.clone();
@@ -60,12 +63,12 @@ impl Executions {
             .or_internal()?
     }
 
-    async fn write_in_task(
+    async fn write_in_task<A>(
         &self,
         budget: Option<Duration>,
         caller_gone: CancellationToken,
-        work: WriteWork,
-    ) -> Result<Option<FullExecution>, Error> {
+        work: WriteWork<A>,
+    ) -> Result<(Vec<FullExecution>, A), Error> {
         let (turn, txn) = tokio::select! {
             () = caller_gone.cancelled() => return Err(Error::DeadlineExceeded),
             began = self.db.begin_write(budget) => began?,
@@ -81,33 +84,35 @@ impl Executions {
         // The turn is held until the transaction ends, whichever way.
         let _turn = turn;
         match decided {
-            Write::Commit(execution) => {
-                self.commit(txn, &execution).await?;
-                self.hub.publish(&execution);
-                Ok(Some(execution))
+            Write::Commit { changed, answer } => {
+                self.commit(txn, &changed).await?;
+                for execution in &changed {
+                    self.hub.publish(execution);
+                }
+                Ok((changed, answer))
             }
-            Write::Unchanged(execution) => {
+            Write::RollBack(answer) => {
                 txn.rollback().await?;
-                Ok(Some(execution))
-            }
-            Write::Nothing => {
-                txn.rollback().await?;
-                Ok(None)
+                Ok((Vec::new(), answer))
             }
         }
     }
 
     /// Commits a change. A commit that fails may still have landed (the connection broke
-    /// after COMMIT was sent): the execution is then read again, and if it is at the
-    /// change's revision, the commit did land and counts as done, so that it is
+    /// after COMMIT was sent): a changed execution is then read again, and if it is at
+    /// the change's revision, the commit did land and counts as done, so that it is
     /// published like any other. Otherwise the error stands and nothing changed.
     async fn commit(
         &self,
         txn: DatabaseTransaction,
-        execution: &FullExecution,
+        changed: &[FullExecution],
     ) -> Result<(), Error> {
         let Err(failed) = txn.commit().await else {
             return Ok(());
+        };
+        // One transaction: if one of its changes landed, all did.
+        let Some(execution) = changed.first() else {
+            return Err(failed.into());
         };
         let target = ExecutionRef::Id(execution.header.id);
         match db::load(self.db.conn(), target, None, View::Basic).await {

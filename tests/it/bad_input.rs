@@ -83,7 +83,7 @@ async fn every_bad_request_is_refused_and_changes_nothing(server: &TestServer) {
 fn bad_requests(stored: &Stored) -> Vec<Case> {
     use ActionStatus::*;
     use Code::*;
-    let Stored { running: r, completed, stopped, page_token: token, unknown } = stored;
+    let Stored { running: r, completed, stopped, page_token: token, events_token, unknown } = stored;
     let ts = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
     vec![
         // GetExecution
@@ -173,6 +173,34 @@ fn bad_requests(stored: &Stored) -> Vec<Case> {
         case("stop: unknown id", stop(unknown, "x"), NotFound, "EXECUTION_NOT_FOUND", None),
         case("stop: completed execution", stop(&completed.id, "late"), FailedPrecondition, "EXECUTION_ALREADY_FINISHED", None),
         case("stop: reason too long", stop(r, &"r".repeat(1_025)), InvalidArgument, "INVALID_REASON", Some("reason")),
+        // StopExecutions (the running execution listens to "deploy": any of these accepted
+        // would stop it)
+        case("stop event: missing", stop_many(|s| s.stop_event.clear()), InvalidArgument, "MISSING_STOP_EVENT", Some("stop_event")),
+        case("stop event: with a space", stop_many(|s| s.stop_event = "de ploy".into()), InvalidArgument, "INVALID_STOP_EVENT", Some("stop_event")),
+        case("stop event: too long", stop_many(|s| s.stop_event = "d".repeat(129)), InvalidArgument, "INVALID_STOP_EVENT", Some("stop_event")),
+        case("stop event: NUL in the filters", stop_many(|s| s.filters = data(json!({"team": "a\0b"}))), InvalidArgument, "INVALID_JSON", Some("filters")),
+        case("stop event: empty filter key", stop_many(|s| s.filters = data(json!({"": 1}))), InvalidArgument, "INVALID_EXECUTION_DATA_FILTER", Some("filters")),
+        case("stop event: reason too long", stop_many(|s| s.reason = "r".repeat(1_025)), InvalidArgument, "INVALID_REASON", Some("reason")),
+        case("stop event: request id too long", stop_many(|s| s.request_id = "q".repeat(129)), InvalidArgument, "INVALID_REQUEST_ID", Some("request_id")),
+        case("stop event: NUL in the user key", stop_many(|s| s.user_key = "m\0".into()), InvalidArgument, "INVALID_USER_KEY", Some("user_key")),
+        // StartExecution's stop events and UpdateAction's log
+        case("start: 33 stop events", start_call(|s| s.stop_events = (0..33).map(|i| format!("e{i}")).collect()), InvalidArgument, "INVALID_STOP_EVENT", Some("stop_events")),
+        case("start: a stop event twice", start_call(|s| s.stop_events = vec!["a".into(), "a".into()]), InvalidArgument, "INVALID_STOP_EVENT", Some("stop_events[1]")),
+        case("start: a stop event with a tab", start_call(|s| s.stop_events = vec!["a\tb".into()]), InvalidArgument, "INVALID_STOP_EVENT", Some("stop_events[0]")),
+        case("start: an empty stop event", start_call(|s| s.stop_events = vec![String::new()]), InvalidArgument, "INVALID_STOP_EVENT", Some("stop_events[0]")),
+        case("update: log over 64 KiB", upd(r, "workspace", Running, |u| u.log = data(json!({"out": "x".repeat(70_000)}))), InvalidArgument, "LOG_TOO_LARGE", Some("log")),
+        case("update: NUL in the log", upd(r, "workspace", Running, |u| u.log = data(json!({"out": "a\0"}))), InvalidArgument, "INVALID_JSON", Some("log")),
+        case("update: log on a finished execution", upd(&completed.id, "a1", Completed, |u| u.log = data(json!({"late": true}))), FailedPrecondition, "EXECUTION_ALREADY_FINISHED", None),
+        case("update: log on a stopped execution", upd(&stopped.id, "a1", Stopped, |u| u.log = data(json!({"late": true}))), FailedPrecondition, "EXECUTION_STOPPED", None),
+        // ListExecutionEvents
+        case("events: malformed id", events(&completed.id, |e| e.execution_id = "-".into()), InvalidArgument, "INVALID_ID", Some("execution_id")),
+        case("events: unknown execution", events(&completed.id, |e| e.execution_id = unknown.clone()), NotFound, "EXECUTION_NOT_FOUND", None),
+        case("events: negative page size", events(&completed.id, |e| e.page_size = -1), InvalidArgument, "INVALID_PAGE_SIZE", Some("page_size")),
+        case("events: token that does not decode", events(&completed.id, |e| e.page_token = "bm90IGEgdG9rZW4".into()), InvalidArgument, "INVALID_PAGE_TOKEN", Some("page_token")),
+        case("events: a List token", events(&completed.id, |e| e.page_token = token.clone()), InvalidArgument, "PAGE_TOKEN_FILTER_MISMATCH", Some("page_token")),
+        case("events: token of another execution", events(&completed.id, |e| { e.execution_id = r.clone(); e.page_token = events_token.clone() }), InvalidArgument, "PAGE_TOKEN_FILTER_MISMATCH", Some("page_token")),
+        case("events: token reused with another order", events(&completed.id, |e| { e.execution_id = completed.id.clone(); e.page_token = events_token.clone(); e.order = pb::SortOrder::Descending as i32 }), InvalidArgument, "PAGE_TOKEN_FILTER_MISMATCH", Some("page_token")),
+        case("events: unknown order", events(&completed.id, |e| e.order = 7), InvalidArgument, "INVALID_ORDER", Some("order")),
     ]
 }
 
@@ -221,6 +249,8 @@ struct Stored {
     stopped: pb::Execution,
     /// A token of a first List page (page size 1, no filter).
     page_token: String,
+    /// A token of the first ListExecutionEvents page (size 1, ascending) of `completed`.
+    events_token: String,
     /// A UUID no execution has.
     unknown: String,
 }
@@ -228,7 +258,13 @@ struct Stored {
 impl Stored {
     async fn seed(client: &mut Client) -> Self {
         use ActionStatus::*;
-        let running = start_example(client, "fork_join.json").await;
+        let mut listening = example("fork_join.json");
+        listening.stop_events = vec!["deploy".into()];
+        let running = client
+            .start_execution(listening)
+            .await
+            .unwrap()
+            .into_inner();
         let r = running.id.clone();
         for (node, status) in [
             ("account", Running),
@@ -257,11 +293,23 @@ impl Stored {
             .into_inner()
             .next_page_token;
         assert!(!page_token.is_empty());
+        let events_token = client
+            .list_execution_events(pb::ListExecutionEventsRequest {
+                execution_id: completed.id.clone(),
+                page_size: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .next_page_token;
+        assert!(!events_token.is_empty());
         Self {
             running: r,
             completed,
             stopped,
             page_token,
+            events_token,
             unknown: uuid::Uuid::now_v7().to_string(),
         }
     }
@@ -273,6 +321,8 @@ enum Call {
     Stop(pb::StopExecutionRequest),
     Start(pb::StartExecutionRequest),
     Update(pb::UpdateActionRequest),
+    StopMany(pb::StopExecutionsRequest),
+    Events(pb::ListExecutionEventsRequest),
 }
 
 struct Case {
@@ -306,6 +356,8 @@ async fn invoke(client: &mut Client, call: Call) -> Result<(), Status> {
         Call::Stop(r) => client.stop_execution(r).await.map(drop),
         Call::Start(r) => client.start_execution(r).await.map(drop),
         Call::Update(r) => client.update_action(r).await.map(drop),
+        Call::StopMany(r) => client.stop_executions(r).await.map(drop),
+        Call::Events(r) => client.list_execution_events(r).await.map(drop),
     }
 }
 
@@ -395,4 +447,24 @@ fn upd(
 
 fn stop(id: &str, reason: &str) -> Call {
     Call::Stop(stop_request(id, reason))
+}
+
+/// A StopExecutions request of "deploy" (which the running execution listens to), edited.
+fn stop_many(edit: impl FnOnce(&mut pb::StopExecutionsRequest)) -> Call {
+    let mut r = pb::StopExecutionsRequest {
+        stop_event: "deploy".into(),
+        ..Default::default()
+    };
+    edit(&mut r);
+    Call::StopMany(r)
+}
+
+/// A ListExecutionEvents request of `id`, edited.
+fn events(id: &str, edit: impl FnOnce(&mut pb::ListExecutionEventsRequest)) -> Call {
+    let mut r = pb::ListExecutionEventsRequest {
+        execution_id: id.into(),
+        ..Default::default()
+    };
+    edit(&mut r);
+    Call::Events(r)
 }

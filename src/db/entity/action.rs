@@ -28,6 +28,11 @@ pub struct Model {
     pub stopped_at: Option<i64>,
     /// What went wrong, when it failed.
     pub failure_note: Option<String>,
+    /// The last log it reported, as JSON text.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub log: Option<String>,
+    /// Size of that log as encoded on the wire (0 without one).
+    pub log_bytes: i64,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -53,6 +53,11 @@ pub struct Model {
     pub created_at: i64,
     /// Latest change, µs since the epoch.
     pub updated_at: i64,
+    /// JSON array of the stop events it listens to.
+    #[sea_orm(column_type = "Text")]
+    pub stop_events: String,
+    /// Bytes its actions' logs may take together.
+    pub log_budget: i64,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

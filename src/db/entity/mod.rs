@@ -1,4 +1,7 @@
 //! SeaORM entities, one file per table.
 
 pub mod action;
+pub mod event;
 pub mod execution;
+pub mod stop_job;
+pub mod stop_subscription;

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_create_executions;
 mod m0002_status_indexes;
+mod m0003_history_and_stop_events;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_create_executions::Migration),
             Box::new(m0002_status_indexes::Migration),
+            Box::new(m0003_history_and_stop_events::Migration),
         ]
     }
 }

@@ -17,6 +17,8 @@ fn new_diamond() -> FullExecution {
             execution_data: None,
             user_key: "main".into(),
             request_id: None,
+            stop_events: Vec::new(),
+            log_budget: 1_000,
         },
         ExecutionId::new(uuid::Uuid::now_v7()),
         t(0),
@@ -30,6 +32,7 @@ fn report(node: &str, status: ActionStatus) -> ActionUpdate {
         scheduled_at: (status == Scheduled).then(|| t(100)),
         failure_note: (status == Failed).then(|| "boom".into()),
         expected_revision: None,
+        log: None,
     }
 }
 
@@ -117,11 +120,22 @@ fn every_refused_move_changes_nothing() {
 #[test]
 fn every_allowed_move_bumps_the_revision_once_and_stamps_the_time() {
     let mut e = new_diamond();
+    let Outcome::Changed { actions, events } = apply(&mut e, "a", Scheduled).unwrap() else {
+        panic!("a move changes the execution");
+    };
+    assert_eq!(actions, ["a"]);
     assert_eq!(
-        apply(&mut e, "a", Scheduled).unwrap(),
-        Outcome::Changed {
-            actions: vec!["a".into()]
-        }
+        events,
+        [Event {
+            revision: 2,
+            occurred_at: t(5),
+            kind: EventKind::ActionScheduled,
+            node_id: Some("a".into()),
+            from_status: Some(Idle),
+            to_status: Some(Scheduled),
+            scheduled_at: Some(t(100)),
+            note: None,
+        }]
     );
     assert_eq!(e.header.revision, 2);
     assert_eq!(e.detail.actions["a"].scheduled_at, Some(t(100)));
@@ -233,12 +247,28 @@ fn unknown_and_start_nodes_are_not_actions() {
 fn stop_stops_every_unfinished_action_and_keeps_the_rest() {
     let mut e = diamond_with("a", Completed);
     apply(&mut e, "b", Running).unwrap();
-    let outcome = stop(&mut e, "operator", t(9)).unwrap();
+    let Outcome::Changed { actions, events } = stop(&mut e, "operator", t(9)).unwrap() else {
+        panic!("a stop changes a running execution");
+    };
+    assert_eq!(actions, ["b", "c"]);
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|e| (e.kind, e.node_id.as_deref(), e.from_status))
+        .collect();
     assert_eq!(
-        outcome,
-        Outcome::Changed {
-            actions: vec!["b".into(), "c".into()]
-        }
+        kinds,
+        [
+            (EventKind::ActionStopped, Some("b"), Some(Running)),
+            (EventKind::ActionStopped, Some("c"), Some(Idle)),
+            (EventKind::ExecutionStopped, None, None),
+        ]
+    );
+    assert_eq!(events[2].note.as_deref(), Some("operator"));
+    let revision = e.header.revision;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.revision == revision && e.occurred_at == t(9))
     );
     assert_eq!(e.header.status, ExecutionStatus::Stopped);
     assert_eq!(e.header.stop_reason.as_deref(), Some("operator"));
@@ -282,4 +312,103 @@ fn a_finished_execution_cannot_be_stopped() {
             status: ExecutionStatus::Failed
         }
     );
+}
+
+fn log(bytes: i64) -> ActionLog {
+    ActionLog {
+        value: serde_json::json!({ "bytes": bytes }),
+        encoded_bytes: bytes,
+    }
+}
+
+#[test]
+fn a_log_with_the_same_status_is_a_change_of_its_own() {
+    let mut e = diamond_with("a", Running);
+    let before = e.header.revision;
+    let update = ActionUpdate {
+        log: Some(log(10)),
+        ..report("a", Running)
+    };
+    let Outcome::Changed { events, .. } = apply_update(&mut e, &update, t(7)).unwrap() else {
+        panic!("a new log is a change");
+    };
+    assert_eq!(e.header.revision, before + 1);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::ActionLogged);
+    assert_eq!(e.detail.actions["a"].log, Some(log(10)));
+    // The same log again changes nothing.
+    assert_eq!(
+        apply_update(&mut e, &update, t(8)).unwrap(),
+        Outcome::Unchanged
+    );
+}
+
+#[test]
+fn logs_together_stay_within_the_budget() {
+    let mut e = diamond_with("a", Running);
+    // Budget 1,000: each entry costs its bytes + node id + 24.
+    let report_log = |node: &str, bytes| ActionUpdate {
+        log: Some(log(bytes)),
+        ..report(node, Idle)
+    };
+    apply_update(&mut e, &report_log("b", 500), t(7)).unwrap();
+    let err = apply_update(&mut e, &report_log("c", 500), t(8)).unwrap_err();
+    assert!(
+        matches!(err, RuleViolation::LogFull { budget: 1_000, .. }),
+        "{err:?}"
+    );
+    // Replacing b's log frees what it took.
+    apply_update(&mut e, &report_log("b", 100), t(9)).unwrap();
+    apply_update(&mut e, &report_log("c", 500), t(10)).unwrap();
+}
+
+#[test]
+fn a_finished_execution_takes_no_new_log() {
+    let mut e = diamond_with("a", Completed);
+    for node in ["b", "c"] {
+        apply(&mut e, node, Running).unwrap();
+        apply(&mut e, node, Completed).unwrap();
+    }
+    assert_eq!(e.header.status, ExecutionStatus::Completed);
+    let update = ActionUpdate {
+        log: Some(log(10)),
+        ..report("a", Completed)
+    };
+    assert!(matches!(
+        apply_update(&mut e, &update, t(9)),
+        Err(RuleViolation::ExecutionFinished { .. })
+    ));
+}
+
+#[test]
+fn every_history_replays_to_the_state() {
+    // A run to completion, and one stopped midway: replaying the events of every change
+    // gives the state.
+    for stop_midway in [false, true] {
+        let mut e = new_diamond();
+        let mut history = history::started(&e);
+        let mut record = |outcome: Outcome| {
+            if let Outcome::Changed { events, .. } = outcome {
+                history.extend(events);
+            }
+        };
+        record(apply(&mut e, "a", Scheduled).unwrap());
+        record(apply(&mut e, "a", Running).unwrap());
+        record(apply(&mut e, "b", Failed).unwrap());
+        if stop_midway {
+            record(stop(&mut e, "enough", t(20)).unwrap());
+        } else {
+            record(apply(&mut e, "a", Completed).unwrap());
+            record(apply(&mut e, "c", Running).unwrap());
+            record(apply(&mut e, "c", Completed).unwrap());
+        }
+        let replayed = history::replay(&history);
+        assert_eq!(replayed.revision, e.header.revision);
+        assert_eq!(replayed.status, Some(e.header.status));
+        assert_eq!(replayed.stop_reason, e.header.stop_reason);
+        for (node_id, action) in &e.detail.actions {
+            let replayed = replayed.actions.get(node_id).cloned().unwrap_or_default();
+            assert_eq!(&replayed, action, "{node_id}");
+        }
+    }
 }

@@ -100,20 +100,7 @@ fn list_filter(req: ListFilterFields<'_>) -> Result<ListFilter, Error> {
             "created_before must be later than created_after",
         ));
     }
-    let mut execution_data = BTreeMap::new();
-    if let Some(data) = req.execution_data {
-        for (key, value) in json_object("execution_data", data)? {
-            // Keys are literal: any character but NUL (refused above), 1 to 256 of them.
-            if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
-                return Err(Error::invalid(
-                    "execution_data",
-                    "INVALID_EXECUTION_DATA_FILTER",
-                    format!("execution_data filter keys have 1 to {MAX_KEY_CHARS} characters"),
-                ));
-            }
-            execution_data.insert(key, value);
-        }
-    }
+    let execution_data = data_filter("execution_data", req.execution_data)?;
     workflow_and_tenant(&req.key, 0, &req.user_key)?;
     let non_empty = |s: String| (!s.is_empty()).then_some(s);
     Ok(ListFilter {
@@ -124,4 +111,28 @@ fn list_filter(req: ListFilterFields<'_>) -> Result<ListFilter, Error> {
         created_before,
         execution_data,
     })
+}
+
+/// An execution_data filter (ListExecutions' `execution_data`, StopExecutions'
+/// `filters`): top-level keys of 1 to 256 literal characters, each with the value it
+/// must have.
+pub(super) fn data_filter(
+    field: &str,
+    data: Option<prost_types::Struct>,
+) -> Result<BTreeMap<String, serde_json::Value>, Error> {
+    let mut filter = BTreeMap::new();
+    if let Some(data) = data {
+        for (key, value) in json_object(field, data)? {
+            // Keys are literal: any character but NUL (refused above), 1 to 256 of them.
+            if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
+                return Err(Error::invalid(
+                    field,
+                    "INVALID_EXECUTION_DATA_FILTER",
+                    format!("{field} keys have 1 to {MAX_KEY_CHARS} characters"),
+                ));
+            }
+            filter.insert(key, value);
+        }
+    }
+    Ok(filter)
 }

@@ -3,6 +3,7 @@
 //! kind; the well-known types and enums every request shares are checked in
 //! [`well_known`].
 
+mod fleet;
 mod list;
 mod start;
 mod update;
@@ -10,6 +11,7 @@ mod well_known;
 
 use chrono_tz::Tz;
 
+pub use fleet::{events_request, stop_request};
 pub use list::{count_filter, list_request};
 pub use start::new_execution;
 pub use update::action_update;
@@ -133,4 +135,23 @@ pub fn since_revision(raw: i64) -> Result<i64, Error> {
 /// A stop reason, bounded.
 pub fn stop_reason(reason: &str) -> Result<(), Error> {
     bounded("reason", "INVALID_REASON", reason, 0, MAX_REASON_CHARS)
+}
+
+/// Longest stop event name, in characters.
+pub const MAX_STOP_EVENT_CHARS: usize = 128;
+
+/// A stop event name: 1 to 128 characters, none of them whitespace or control characters.
+pub(super) fn stop_event(field: &str, value: &str) -> Result<(), Error> {
+    bounded(field, "INVALID_STOP_EVENT", value, 1, MAX_STOP_EVENT_CHARS)?;
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid(
+            field,
+            "INVALID_STOP_EVENT",
+            format!(
+                "{field} {} contains whitespace or a control character",
+                quoted(value)
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -2,8 +2,10 @@
 
 use super::well_known::json_object;
 use super::{
-    MAX_EXECUTION_DATA_BYTES, MAX_KEY_CHARS, MAX_USER_KEY_CHARS, bounded, workflow_and_tenant,
+    MAX_EXECUTION_DATA_BYTES, MAX_KEY_CHARS, MAX_USER_KEY_CHARS, bounded, stop_event,
+    workflow_and_tenant,
 };
+use crate::domain::quoted;
 use crate::domain::rules::NewExecution;
 use crate::domain::{Edge, Node, Position, Template};
 use crate::error::{Error, OrInternal};
@@ -52,7 +54,40 @@ pub fn new_execution(req: pb::StartExecutionRequest) -> Result<NewExecution, Err
         // Empty when the request names none: the service picks the caller's tenant.
         user_key: req.user_key,
         request_id: (!req.request_id.is_empty()).then_some(req.request_id),
+        stop_events: stop_events(req.stop_events)?,
+        // Decided by the size check (`grpc::size`), once the execution is known.
+        log_budget: 0,
     })
+}
+
+/// Most stop events one execution listens to.
+pub const MAX_STOP_EVENTS: usize = 32;
+
+/// The stop events an execution listens to: at most 32, each a valid stop event, no
+/// duplicates.
+fn stop_events(events: Vec<String>) -> Result<Vec<String>, Error> {
+    if events.len() > MAX_STOP_EVENTS {
+        return Err(Error::invalid(
+            "stop_events",
+            "INVALID_STOP_EVENT",
+            format!(
+                "an execution listens to at most {MAX_STOP_EVENTS} stop events, got {}",
+                events.len()
+            ),
+        ));
+    }
+    for (i, event) in events.iter().enumerate() {
+        let field = format!("stop_events[{i}]");
+        stop_event(&field, event)?;
+        if events[..i].contains(event) {
+            return Err(Error::invalid(
+                field,
+                "INVALID_STOP_EVENT",
+                format!("stop event {} is listed twice", quoted(event)),
+            ));
+        }
+    }
+    Ok(events)
 }
 
 fn template(t: pb::Template) -> Result<Template, Error> {

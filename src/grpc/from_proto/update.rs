@@ -1,10 +1,12 @@
 //! UpdateAction: an action's progress report.
 
-use super::well_known::{action_status, timestamp};
+use prost::Message;
+
+use super::well_known::{action_status, json_object, timestamp};
 use super::{MAX_FAILURE_NOTE_BYTES, bounded, bounded_bytes};
-use crate::domain::ActionStatus;
 use crate::domain::rules::ActionUpdate;
 use crate::domain::template::MAX_NODE_ID_CHARS;
+use crate::domain::{ActionLog, ActionStatus};
 use crate::error::Error;
 use crate::proto::v1 as pb;
 
@@ -86,5 +88,25 @@ pub fn action_update(req: &pb::UpdateActionRequest) -> Result<ActionUpdate, Erro
         scheduled_at,
         failure_note,
         expected_revision,
+        log: req.log.clone().map(action_log).transpose()?,
+    })
+}
+
+/// Largest log of one action, in bytes as encoded.
+pub const MAX_LOG_BYTES: usize = 64 * 1024;
+
+/// An action's log: a Struct of at most [`MAX_LOG_BYTES`] as encoded.
+fn action_log(log: prost_types::Struct) -> Result<ActionLog, Error> {
+    let bytes = log.encoded_len();
+    if bytes > MAX_LOG_BYTES {
+        return Err(Error::invalid(
+            "log",
+            "LOG_TOO_LARGE",
+            format!("log is {bytes} bytes encoded; the limit is {MAX_LOG_BYTES}"),
+        ));
+    }
+    Ok(ActionLog {
+        value: serde_json::Value::Object(json_object("log", log)?),
+        encoded_bytes: bytes as i64,
     })
 }

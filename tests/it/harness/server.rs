@@ -59,6 +59,7 @@ pub struct Builder {
     name: Option<String>,
     config: ServerConfig,
     watch: WatchSettings,
+    retention: Option<Duration>,
     addr: SocketAddr,
 }
 
@@ -106,6 +107,12 @@ impl Builder {
         self
     }
 
+    /// Deleting executions finished longer ago than `retention`, as `--retention` does.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
     /// With these watch settings (default: [`WatchSettings::default`]).
     pub fn watch(mut self, settings: WatchSettings) -> Self {
         self.watch = settings;
@@ -148,15 +155,23 @@ impl Builder {
         let (shutdown, stopped) = oneshot::channel::<()>();
         let hub = ChangeHub::default();
         let executions = Executions::new(db, hub.clone(), self.watch);
-        let task = tokio::spawn(executions::grpc::run(
-            self.config,
-            executions,
-            listener,
-            async {
+        let (config, retention) = (self.config, self.retention);
+        let task = tokio::spawn(async move {
+            // Retention stops with the server, so the database can be dropped after it.
+            let stop_retention = tokio_util::sync::CancellationToken::new();
+            let retention =
+                retention.map(|r| executions.start_retention(r, stop_retention.clone()));
+            let served = executions::grpc::run(config, executions, listener, async {
                 // A dropped sender (a test that panicked) stops the server as well.
                 let _ = stopped.await;
-            },
-        ));
+            })
+            .await;
+            stop_retention.cancel();
+            if let Some(retention) = retention {
+                let _ = retention.await;
+            }
+            served
+        });
         // Lazy: a TLS server's tests make their own clients; this one connects on first use.
         let channel = Endpoint::from_shared(format!("http://{addr}"))
             .expect("endpoint")
@@ -189,6 +204,7 @@ impl TestServer {
             name: None,
             config: test_config(),
             watch: WatchSettings::default(),
+            retention: None,
             addr: "127.0.0.1:0".parse().unwrap(),
         }
     }

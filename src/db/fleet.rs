@@ -1,0 +1,233 @@
+//! The queries of StopExecutions: the executions a stop event reaches (through
+//! `stop_subscriptions`, in `seq` order), many of them locked for a change at once, the
+//! job records of calls with a request id, and what a job stopped (from the history).
+
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, Order, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+
+use super::entity::{event, execution, stop_job, stop_subscription};
+use super::listing::filter_condition;
+use super::load::with_actions_of_many;
+use super::rows;
+use crate::domain::fleet::{StopJob, StopScope, StoppedExecution};
+use crate::domain::listing::ListFilter;
+use crate::domain::{EventKind, ExecutionId, ExecutionStatus, FullExecution};
+use crate::error::{Error, OrInternal};
+
+/// Condition selecting the RUNNING executions in `scope`.
+fn in_scope(scope: &StopScope, backend: DatabaseBackend) -> Result<Condition, Error> {
+    let filter = ListFilter {
+        statuses: vec![ExecutionStatus::Running],
+        user_key: Some(scope.user_key.clone()),
+        execution_data: scope.filters.clone(),
+        ..ListFilter::default()
+    };
+    let listening = Query::select()
+        .column(stop_subscription::Column::ExecutionSeq)
+        .from(stop_subscription::Entity)
+        .and_where(stop_subscription::Column::UserKey.eq(scope.user_key.as_str()))
+        .and_where(stop_subscription::Column::StopEvent.eq(scope.stop_event.as_str()))
+        .to_owned();
+    Ok(filter_condition(&filter, backend)?.add(execution::Column::Seq.in_subquery(listening)))
+}
+
+/// Sequence numbers of the RUNNING executions in `scope` after `after_seq`, oldest first,
+/// at most `limit`.
+pub async fn stop_candidates(
+    conn: &impl ConnectionTrait,
+    scope: &StopScope,
+    after_seq: i64,
+    limit: u64,
+) -> Result<Vec<i64>, Error> {
+    use execution::Column as C;
+    Ok(execution::Entity::find()
+        .select_only()
+        .column(C::Seq)
+        .filter(in_scope(scope, conn.get_database_backend())?)
+        .filter(C::Seq.gt(after_seq))
+        .order_by(C::Seq, Order::Asc)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+/// How many RUNNING executions are in `scope`, and the first `limit` of them (id, seq,
+/// revision), from one snapshot when `conn` is a transaction.
+pub async fn scope_now(
+    conn: &impl ConnectionTrait,
+    scope: &StopScope,
+    limit: u64,
+) -> Result<(i64, Vec<StoppedExecution>), Error> {
+    use execution::Column as C;
+    let condition = in_scope(scope, conn.get_database_backend())?;
+    let count: Option<i64> = execution::Entity::find()
+        .select_only()
+        .expr(C::Seq.count())
+        .filter(condition.clone())
+        .into_tuple()
+        .all(conn)
+        .await?
+        .pop();
+    let listed: Vec<(uuid::Uuid, i64, i64)> = execution::Entity::find()
+        .select_only()
+        .columns([C::Id, C::Seq, C::Revision])
+        .filter(condition)
+        .order_by(C::Seq, Order::Asc)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok((
+        count.unwrap_or(0),
+        listed
+            .into_iter()
+            .map(|(id, seq, revision)| StoppedExecution {
+                id: ExecutionId::new(id),
+                seq,
+                revision,
+            })
+            .collect(),
+    ))
+}
+
+/// The executions `seqs`, each with its actions, locked for a change until the
+/// transaction ends (`FOR UPDATE` on PostgreSQL; on SQLite the caller holds the write
+/// lock). Rows that no longer exist are left out.
+pub async fn load_many_for_change(
+    conn: &impl ConnectionTrait,
+    seqs: &[i64],
+) -> Result<Vec<FullExecution>, Error> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The actions are read by a second statement, which starts after the locks are
+    // granted (see `load_for_change`).
+    let rows = execution::Entity::find()
+        .filter(execution::Column::Seq.is_in(seqs.iter().copied()))
+        .order_by(execution::Column::Seq, Order::Asc)
+        .lock_exclusive()
+        .all(conn)
+        .await?;
+    with_actions_of_many(conn, rows).await
+}
+
+/// The executions that the job `request_id` of `user_key` stopped, oldest first, at most
+/// `limit`: those with an EXECUTION_STOPPED event that carries its request id. A stopped
+/// execution never changes again, so its current revision is the one it was stopped at.
+pub async fn stopped_by_job(
+    conn: &impl ConnectionTrait,
+    user_key: &str,
+    request_id: &str,
+    limit: u64,
+) -> Result<Vec<StoppedExecution>, Error> {
+    use execution::Column as C;
+    let stopped = Query::select()
+        .column(event::Column::ExecutionSeq)
+        .from(event::Entity)
+        .and_where(event::Column::RequestId.eq(request_id))
+        .and_where(event::Column::Kind.eq(EventKind::ExecutionStopped.as_str()))
+        .to_owned();
+    let rows: Vec<(uuid::Uuid, i64, i64)> = execution::Entity::find()
+        .select_only()
+        .columns([C::Id, C::Seq, C::Revision])
+        .filter(C::UserKey.eq(user_key))
+        .filter(C::Seq.in_subquery(stopped))
+        .order_by(C::Seq, Order::Asc)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, seq, revision)| StoppedExecution {
+            id: ExecutionId::new(id),
+            seq,
+            revision,
+        })
+        .collect())
+}
+
+/// The job `request_id` of `user_key`, if it exists, locked until the transaction ends
+/// when `lock` (so that two calls with the same request id take turns).
+pub async fn find_job(
+    conn: &impl ConnectionTrait,
+    user_key: &str,
+    request_id: &str,
+    lock: bool,
+) -> Result<Option<StopJob>, Error> {
+    let mut select = stop_job::Entity::find()
+        .filter(stop_job::Column::UserKey.eq(user_key))
+        .filter(stop_job::Column::RequestId.eq(request_id));
+    if lock {
+        select = select.lock_exclusive();
+    }
+    let Some(row) = select.all(conn).await?.pop() else {
+        return Ok(None);
+    };
+    Ok(Some(StopJob {
+        scope: StopScope {
+            user_key: row.user_key,
+            stop_event: row.stop_event,
+            filters: serde_json::from_str(&row.filters).or_internal()?,
+        },
+        reason: row.reason,
+        request_id: row.request_id,
+        after_seq: row.after_seq,
+        matched: row.matched_count,
+        stopped: row.stopped_count,
+        finished: row.finished,
+    }))
+}
+
+/// Records a new job (with no progress yet); false when a concurrent call recorded it
+/// first.
+pub async fn insert_job(
+    conn: &impl ConnectionTrait,
+    job: &StopJob,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, Error> {
+    let at = rows::to_micros(now);
+    let row = stop_job::ActiveModel {
+        user_key: Set(job.scope.user_key.clone()),
+        request_id: Set(job.request_id.clone()),
+        stop_event: Set(job.scope.stop_event.clone()),
+        filters: Set(serde_json::to_string(&job.scope.filters).or_internal()?),
+        reason: Set(job.reason.clone()),
+        after_seq: Set(job.after_seq),
+        matched_count: Set(job.matched),
+        stopped_count: Set(job.stopped),
+        finished: Set(job.finished),
+        created_at: Set(at),
+        updated_at: Set(at),
+    };
+    match stop_job::Entity::insert(row).exec(conn).await {
+        Ok(_) => Ok(true),
+        Err(err) if super::is_unique_violation(&err) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Saves a job's progress.
+pub async fn save_job(
+    conn: &impl ConnectionTrait,
+    job: &StopJob,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    use stop_job::Column as C;
+    stop_job::Entity::update_many()
+        .col_expr(C::AfterSeq, Expr::value(job.after_seq))
+        .col_expr(C::MatchedCount, Expr::value(job.matched))
+        .col_expr(C::StoppedCount, Expr::value(job.stopped))
+        .col_expr(C::Finished, Expr::value(job.finished))
+        .col_expr(C::UpdatedAt, Expr::value(rows::to_micros(now)))
+        .filter(C::UserKey.eq(job.scope.user_key.as_str()))
+        .filter(C::RequestId.eq(job.request_id.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
