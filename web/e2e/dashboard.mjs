@@ -168,6 +168,7 @@ try {
       status,
       scheduledAt: status === ActionStatus.SCHEDULED ? { seconds: BigInt(Math.floor(Date.now() / 1000) + 3600), nanos: 0 } : undefined,
       failureNote: status === ActionStatus.FAILED ? "SMTP said <b>no</b> & gave up" : "",
+      log: node === "laptop" && status === ActionStatus.RUNNING ? { vendor: "<i>acme</i>", attempt: 1 } : undefined,
     });
     times.push(await timeUntil(page, `g.node[data-node="${node}"][data-status="${shown}"]`, `UpdateAction ${node} -> ${shown} turns its node within 1 s`));
     if (node === "laptop" && status === ActionStatus.RUNNING) {
@@ -180,6 +181,12 @@ try {
   const title = await page.locator(`g.node[data-node="welcome"] > title`).textContent();
   check("hovering an action shows its times and failure note", /started: /.test(title) && /failed: /.test(title) && title.includes("SMTP said <b>no</b> & gave up"), title);
   check("the failure note is text in the actions table", (await page.locator(`tr[data-node="welcome"] td.note`).textContent()) === "SMTP said <b>no</b> & gave up");
+  await page.locator(`.log-entries dt`, { hasText: "laptop" }).waitFor({ timeout: 2000 });
+  const logged = await page.locator(".log-entries dd pre").first().textContent();
+  check("the log shows each action's last report, as text", logged.includes('"vendor": "<i>acme</i>"') && (await page.locator(".log-entries i").count()) === 0, logged);
+  await page.locator(`.history-table tr[data-kind="ACTION_FAILED"]`).waitFor({ timeout: 2000 });
+  const failedEvent = await page.locator(`.history-table tr[data-kind="ACTION_FAILED"]`).textContent();
+  check("the history lists each change, newest first, with its note", failedEvent.includes("welcome") && failedEvent.includes("SMTP said <b>no</b> & gave up") && (await page.locator(".history-table tbody tr").first().getAttribute("data-kind")) === "ACTION_STARTED", failedEvent);
   await accessible(page, "execution page");
   await page.screenshot({ path: join(shots, "execution-failed-action.png"), fullPage: true });
 
@@ -199,6 +206,8 @@ try {
   const after = await api.getExecution({ id: started.id });
   check("the Stop button stops the execution (the server says STOPPED, with the reason)", after.status === ExecutionStatus.STOPPED && after.stopReason === "stopped by the browser test", `${ExecutionStatus[after.status]} ${after.stopReason}`);
   check("stopped actions are drawn stopped", (await page.locator(`g.node[data-node="notify"]`).getAttribute("data-status")) === "stopped");
+  await page.locator(`.history-table tr[data-kind="EXECUTION_STOPPED"]`, { hasText: "stopped by the browser test" }).waitFor({ timeout: 2000 });
+  check("the history shows the stop and its reason", true);
   stopped = started.id;
 
   // Names are text: markup in a name shows literally and runs nothing.

@@ -1,4 +1,4 @@
-// One execution: its header and counts, its DAG, its actions, its log, and a Stop button
+// One execution: its header and counts, its DAG, its actions, its history, its log, and a Stop button
 // (writers only). Live from WatchExecution: every message redraws the page from the
 // execution it carries; when the stream breaks (a server restart, a lost connection) it
 // resumes from the last revision shown, so no change is missed and none is shown twice.
@@ -6,6 +6,7 @@ import type { JsonValue } from "@bufbuild/protobuf";
 import { api, cancelled, currentRole, describe, needsToken } from "./api";
 import { actionStat, drawDag } from "./dag";
 import { h, replace } from "./dom";
+import { History } from "./history";
 import { ExecutionStatus, WatchEventKind, type Execution } from "./gen/workflow/executions/v1/executions_pb";
 import { actionStatusName, executionStatusName, isTerminal } from "./status";
 import { formatTime, zone } from "./time";
@@ -19,7 +20,8 @@ export function showExecution(main: HTMLElement, id: string, signal: AbortSignal
   const picture = h("section", { class: "picture", "aria-label": "Workflow" });
   const actions = h("section", { class: "actions", "aria-label": "Actions" });
   const log = h("section", { class: "log", "aria-label": "Log" });
-  replace(main, h("p", {}, h("a", { href: "#/" }, "← All executions")), header, problem, picture, actions, log);
+  const history = new History(id, signal, onNeedToken);
+  replace(main, h("p", {}, h("a", { href: "#/" }, "← All executions")), header, problem, picture, actions, history.element, log);
 
   let current: Execution | undefined;
   let canStop = false;
@@ -29,6 +31,7 @@ export function showExecution(main: HTMLElement, id: string, signal: AbortSignal
     replace(picture, h("h2", {}, "Workflow"), h("div", { class: "canvas" }, drawDag(current)));
     drawActions(actions, current);
     drawLog(log, current.log);
+    history.follow(current.revision);
   };
   const stop = async (reason: string) => {
     try {
