@@ -226,6 +226,36 @@ try {
   check("no markup from users became an element", (await page.locator("main img, main script, main b, svg.dag foreignObject").count()) === 0);
   check("no dialog was opened by script (nothing ran)", dialogs.length === 0, dialogs.join("; "));
   check("no CSP violation or page error", problems.length === 0, problems.join("; "));
+
+  // Filters and pages: 26 executions of one key, found by key, by execution_data, by
+  // status; 25 a page.
+  for (let i = 0; i < 26; i++) {
+    await api.startExecution({ ...forkJoin, key: "bulk", name: `bulk ${i}`, executionData: { batch: "b", i } });
+  }
+  await page.goto(`${baseUrl}/#/`);
+  await page.locator("input[name=key]").fill("bulk");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForFunction(() => location.hash === "#/?key=bulk");
+  await page.locator(`.count.total strong`, { hasText: /^26$/ }).waitFor({ timeout: 5000 });
+  await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-id]").length === 25);
+  const names = await page.locator("tbody tr td.name").allTextContents();
+  check("a key filter shows that key's executions, newest first, 25 a page", names[0] === "bulk 25" && names[24] === "bulk 1", `${names[0]} .. ${names[24]}`);
+  await page.getByRole("button", { name: "Older →" }).click();
+  await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-id]").length === 1);
+  check("the next page holds the rest", (await page.locator("tbody tr td.name").allTextContents()).join() === "bulk 0");
+  await page.getByRole("button", { name: "← Newer" }).click();
+  await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-id]").length === 25);
+  await page.goto(`${baseUrl}/#/`);
+  await page.locator("input[name=data]").fill('{"batch": "b", "i": 7}');
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-id]").length === 1);
+  check("an execution_data filter matches on its keys", (await page.locator("tbody tr td.name").textContent()) === "bulk 7");
+  await page.goto(`${baseUrl}/#/?status=STOPPED`);
+  await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-id]").length === 1);
+  check("a status filter shows that status only", (await page.locator("tbody tr").getAttribute("data-id")) === stopped);
+  await page.goto(`${baseUrl}/#/?tenant=nobody`);
+  await page.locator("td.empty").waitFor();
+  check("a tenant filter with no execution says so", true);
   await page.close();
 
   // With tokens: nothing shows before a token is given; a reader sees no Stop button.

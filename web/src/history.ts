@@ -84,7 +84,7 @@ function row(event: ExecutionEvent): HTMLTableRowElement {
     h("td", {}, kindName(event.kind)),
     h("td", {}, event.nodeId),
     h("td", {}, change),
-    h("td", { class: "note" }, note),
+    h("td", { class: "history-note" }, note),
     h("td", {}, event.actor || event.requestId),
   );
 }
