@@ -137,9 +137,22 @@ pub struct ServeArgs {
     /// Address to serve Prometheus metrics on (`GET /metrics`); off when not set.
     #[arg(long, env = "EXECUTIONS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// An origin (`scheme://host[:port]`) other than the server's own whose pages may call
+    /// the API from a browser (gRPC-Web with CORS); repeat it, or separate origins with
+    /// commas in the environment variable. Default: none (the dashboard this server
+    /// serves needs none).
+    #[arg(long = "cors-origin", env = "EXECUTIONS_CORS_ORIGIN", value_delimiter = ',', value_parser = cors_origin)]
+    pub cors_origins: Vec<http::HeaderValue>,
     /// Log lines as text or as JSON objects (one per line).
     #[arg(long, env = "EXECUTIONS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// An allowed origin of `--cors-origin`.
+fn cors_origin(text: &str) -> Result<http::HeaderValue, String> {
+    crate::grpc::web::parse_origin(text).ok_or_else(|| {
+        format!("{text:?} is not an origin: scheme://host[:port], e.g. https://ops.example.com")
+    })
 }
 
 /// A retention: a duration such as `30d`, `12h` or `90s` (humantime's syntax), at least
@@ -205,6 +218,7 @@ impl ServeArgs {
                 max_unsent_bytes: usize::try_from(self.max_unsent_bytes).unwrap_or(usize::MAX),
             },
             metrics_listen: self.metrics_listen,
+            cors_origins: self.cors_origins.clone(),
         })
     }
 
@@ -245,6 +259,34 @@ mod tests {
         assert!(args.json);
         assert_eq!(args.id, "v8brp");
         assert!(Cli::try_parse_from(["executions", "--time-zone", "Nowhere/City"]).is_err());
+    }
+
+    #[test]
+    fn cors_origins_repeat_and_are_checked() {
+        let cli = Cli::try_parse_from([
+            "executions",
+            "--cors-origin",
+            "http://127.0.0.1:5173",
+            "--cors-origin",
+            "https://ops.example.com",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.into_command() else {
+            panic!("serve")
+        };
+        let config = args.server_config().unwrap();
+        assert_eq!(
+            config.cors_origins,
+            ["http://127.0.0.1:5173", "https://ops.example.com"]
+        );
+        assert!(
+            Cli::try_parse_from(["executions", "--cors-origin", "https://x.example/path"]).is_err()
+        );
+        let Command::Serve(none) = Cli::try_parse_from(["executions"]).unwrap().into_command()
+        else {
+            panic!("serve")
+        };
+        assert!(none.cors_origins.is_empty());
     }
 
     #[test]

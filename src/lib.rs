@@ -8,7 +8,8 @@
 //!
 //! In the order a request flows:
 //!
-//! - [`grpc`]: the transport. Telemetry (spans, logs, standard gRPC metrics), bearer
+//! - [`grpc`]: the transport. Browsers first (`grpc::web`: CORS and gRPC-Web turned into
+//!   gRPC; `grpc::dashboard`: the page at `/`), then telemetry (spans, logs, standard gRPC metrics), bearer
 //!   tokens, load shedding, then the handlers: validate requests and convert proto ->
 //!   domain (`grpc::from_proto`, one file per request kind, well-known types in one
 //!   place), domain -> proto (`to_proto`), [`Error`] -> `tonic::Status` (`status`), the

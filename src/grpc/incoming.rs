@@ -6,7 +6,10 @@
 //! - a connection must send its first bytes (the HTTP/2 preface, or a TLS ClientHello)
 //!   within `handshake_timeout`, and may then stay silent for at most the keepalive
 //!   interval plus the keepalive timeout (the server pings an idle connection every
-//!   interval, and a live client answers), else it is closed;
+//!   interval, and a live client answers), else it is closed. A browser's HTTP/1.1
+//!   connection has no pings, and a client that only reads a long answer (a gRPC-Web
+//!   watch) sends nothing while it does: there, bytes the server manages to write count
+//!   as life too (a client that stops reading soon stops them, and is closed);
 //! - when `accept` fails (out of file descriptors, say) the loop backs off and warns
 //!   instead of spinning.
 
@@ -26,6 +29,10 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// Bytes a client sends first over plain HTTP/2: the connection preface.
 const PREFACE_BYTES: u64 = 24;
+/// How the HTTP/2 preface begins; a first byte of 0x16 is a TLS handshake (HTTP/2 by
+/// ALPN); anything else is HTTP/1.1.
+const PREFACE_START: &[u8] = b"PRI ";
+const TLS_HANDSHAKE: u8 = 0x16;
 /// Descriptors kept for everything but client connections (database pool, files, the
 /// listener, the metrics endpoint).
 const RESERVED_DESCRIPTORS: u64 = 256;
@@ -112,6 +119,9 @@ pin_project_lite::pin_project! {
         peer: SocketAddr,
         _slot: OwnedSemaphorePermit,
         read: u64,
+        // A plain HTTP/1.1 connection (known from its first bytes), whose writes count as
+        // life.
+        http1: bool,
         handshake_timeout: Duration,
         idle_timeout: Duration,
         // When the connection is closed unless bytes arrive.
@@ -131,6 +141,7 @@ impl Connection {
             peer,
             _slot: slot,
             read: 0,
+            http1: false,
             handshake_timeout: limits.handshake_timeout,
             idle_timeout: limits.idle_timeout,
             silence: Box::pin(tokio::time::sleep(limits.handshake_timeout)),
@@ -158,6 +169,12 @@ impl AsyncRead for Connection {
             Poll::Ready(Ok(())) => {
                 let n = (buf.filled().len() - before) as u64;
                 if n > 0 {
+                    if *this.read == 0 {
+                        let first = &buf.filled()[before..];
+                        *this.http1 = first[0] != TLS_HANDSHAKE
+                            && !PREFACE_START
+                                .starts_with(&first[..first.len().min(PREFACE_START.len())]);
+                    }
                     *this.read += n;
                     // Until the first bytes are in, the handshake deadline stands.
                     if *this.read >= PREFACE_BYTES {
@@ -194,7 +211,14 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().stream.poll_write(cx, buf)
+        let this = self.project();
+        let written = this.stream.poll_write(cx, buf);
+        if *this.http1 && matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.silence
+                .as_mut()
+                .reset(Instant::now() + *this.idle_timeout);
+        }
+        written
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -210,7 +234,14 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().stream.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        let written = this.stream.poll_write_vectored(cx, bufs);
+        if *this.http1 && matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.silence
+                .as_mut()
+                .reset(Instant::now() + *this.idle_timeout);
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -6,12 +6,17 @@
 //! [`auth`] (bearer tokens and roles), then its handler, which takes a slot from
 //! `admission` (load shedding) once its request has arrived. TLS,
 //! message-size limits, HTTP/2 stream limits and keepalive are the transport's settings.
+//!
+//! Browsers come in outside all of that: `web` answers CORS preflights and turns
+//! gRPC-Web calls into gRPC ones (so every layer above applies to them too), and
+//! `dashboard` answers `GET /` with the page.
 
 mod admission;
 mod api_server;
 pub mod auth;
 mod caller;
 pub mod codec;
+pub mod dashboard;
 mod edge;
 mod from_proto;
 mod handler;
@@ -26,6 +31,7 @@ mod structs;
 mod telemetry;
 mod to_proto;
 mod unsent;
+pub mod web;
 pub mod wire;
 
 use std::future::Future;
@@ -64,6 +70,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Where to serve Prometheus metrics (`GET /metrics`); `None`: nowhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Origins other than the server's own whose pages may call the API from a browser
+    /// (gRPC-Web with CORS); see [`web::parse_origin`].
+    pub cors_origins: Vec<http::HeaderValue>,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +85,7 @@ impl Default for ServerConfig {
             tls: None,
             limits: Limits::default(),
             metrics_listen: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -227,6 +237,9 @@ pub async fn run(
     let local_addr = listener.local_addr()?;
 
     let mut builder = Server::builder()
+        // HTTP/1.1 too, for browsers (gRPC-Web and the dashboard); gRPC clients still
+        // speak HTTP/2, which is told apart by its preface.
+        .accept_http1(true)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_max_pending_accept_reset_streams(Some(limits.max_pending_resets))
         .http2_keepalive_interval(Some(limits.keepalive_interval))
@@ -236,6 +249,9 @@ pub async fn run(
     }
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = builder
+        .layer(web::cors_layer(&config.cors_origins))
+        .layer(dashboard::DashboardLayer)
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(telemetry::TelemetryLayer::new(metrics))
         .layer(edge::EdgeLayer)
         .layer(auth::AuthLayer::new(config.tokens.clone()))
@@ -267,6 +283,11 @@ pub async fn run(
         tls = config.tls.is_some(),
         authenticated = config.tokens.is_some(),
         "serving workflow.executions.v1.ExecutionService"
+    );
+    tracing::info!(
+        url = %format!("{}://{local_addr}/", if config.tls.is_some() { "https" } else { "http" }),
+        cors_origins = config.cors_origins.len(),
+        "serving the dashboard"
     );
 
     let stop_relay = || async {
