@@ -172,7 +172,7 @@ try {
     });
     times.push(await timeUntil(page, `g.node[data-node="${node}"][data-status="${shown}"]`, `UpdateAction ${node} -> ${shown} turns its node within 1 s`));
     if (node === "laptop" && status === ActionStatus.RUNNING) {
-      // The README's picture: a fork/join execution running, its branches apart.
+      // The README's picture: the branching example running, its branches apart.
       await page.screenshot({ path: join(shots, "execution-running.png"), fullPage: true });
     }
   }
