@@ -15,11 +15,16 @@
 //!   place), domain -> proto (`to_proto`), [`Error`] -> `tonic::Status` (`status`), the
 //!   codec, and the server ([`grpc::run`]).
 //! - [`service`]: the use cases, one file each: start, change (an action's progress, a
-//!   stop), read (get, list), watch; every change is committed and published through
-//!   the one write path (`service::write`).
-//! - [`domain`]: the pure rules: statuses, transitions, readiness, counts, ids, times.
+//!   stop), read (get, list, count), watch, fleet (StopExecutions, the stop event),
+//!   history (ListExecutionEvents), retention (the background deleter); every change is
+//!   committed and published through the one write path (`service::write`).
+//! - [`domain`]: the pure rules: statuses, transitions, readiness, counts, ids, times,
+//!   the events a change records (`domain::history`, with `replay`), and what a stop
+//!   event asks for (`domain::fleet`).
 //! - [`db`]: SeaORM entities, migrations, and queries that return domain types: `load`
-//!   (reads), `store` (writes), `listing` (pages), `notify` (PostgreSQL NOTIFY/LISTEN).
+//!   (reads), `store` (writes, events included), `listing` (pages, counts), `history`
+//!   (pages of events), `fleet` (a stop event's listeners, jobs), `retention`, `notify`
+//!   (PostgreSQL NOTIFY/LISTEN).
 //! - [`changes`]: the change hub watchers subscribe to (the latest state of each watched
 //!   execution), and `changes::relay`, which carries changes between replicas on
 //!   PostgreSQL.
