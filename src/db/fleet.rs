@@ -53,19 +53,28 @@ pub struct Candidates {
 /// their primary key; then, of those, the RUNNING ones that match, by the executions'
 /// primary key. (One statement joining both let PostgreSQL's planner, on fresh tables,
 /// scan every RUNNING execution for each batch.)
+///
+/// `lane` (`(lanes, index)`) keeps the listeners whose `seq` modulo `lanes` is `index`.
 pub async fn stop_candidates(
     conn: &impl ConnectionTrait,
     scope: &StopScope,
     after_seq: i64,
+    lane: (i64, i64),
     limit: u64,
 ) -> Result<Candidates, Error> {
+    use sea_orm::sea_query::ExprTrait;
     use stop_subscription::Column as S;
-    let listeners: Vec<i64> = stop_subscription::Entity::find()
+    let (lanes, index) = lane;
+    let mut select = stop_subscription::Entity::find()
         .select_only()
         .column(S::ExecutionSeq)
         .filter(S::UserKey.eq(scope.user_key.as_str()))
         .filter(S::StopEvent.eq(scope.stop_event.as_str()))
-        .filter(S::ExecutionSeq.gt(after_seq))
+        .filter(S::ExecutionSeq.gt(after_seq));
+    if lanes > 1 {
+        select = select.filter(Expr::col(S::ExecutionSeq).modulo(lanes).eq(index));
+    }
+    let listeners: Vec<i64> = select
         .order_by(S::ExecutionSeq, Order::Asc)
         .limit(limit)
         .into_tuple()
@@ -200,20 +209,15 @@ pub async fn stopped_by_job(
         .collect())
 }
 
-/// The job `request_id` of `user_key`, if it exists, locked until the transaction ends
-/// when `lock` (so that two calls with the same request id take turns).
+/// The job `request_id` of `user_key`, if it exists.
 pub async fn find_job(
     conn: &impl ConnectionTrait,
     user_key: &str,
     request_id: &str,
-    lock: bool,
 ) -> Result<Option<StopJob>, Error> {
-    let mut select = stop_job::Entity::find()
+    let select = stop_job::Entity::find()
         .filter(stop_job::Column::UserKey.eq(user_key))
         .filter(stop_job::Column::RequestId.eq(request_id));
-    if lock {
-        select = select.lock_exclusive();
-    }
     let Some(row) = select.all(conn).await?.pop() else {
         return Ok(None);
     };
@@ -260,21 +264,47 @@ pub async fn insert_job(
     }
 }
 
-/// Saves a job's progress.
-pub async fn save_job(
+/// Adds one batch to the job `request_id` of `user_key`: `counted` (executions matched,
+/// executions stopped) to its counts, and `position` as the point it may resume from.
+/// One UPDATE that adds in place, so that batches of several lanes (or calls) committing
+/// in any order add up; it holds the job's row only from here to the commit.
+pub async fn add_to_job(
     conn: &impl ConnectionTrait,
-    job: &StopJob,
+    user_key: &str,
+    request_id: &str,
+    counted: (i64, i64),
+    position: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    use sea_orm::sea_query::ExprTrait;
+    use stop_job::Column as C;
+    let (matched, stopped) = counted;
+    stop_job::Entity::update_many()
+        .col_expr(C::MatchedCount, Expr::col(C::MatchedCount).add(matched))
+        .col_expr(C::StoppedCount, Expr::col(C::StoppedCount).add(stopped))
+        .col_expr(C::AfterSeq, Expr::value(position))
+        .col_expr(C::UpdatedAt, Expr::value(rows::to_micros(now)))
+        .filter(C::UserKey.eq(user_key))
+        .filter(C::RequestId.eq(request_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks the job `request_id` of `user_key` finished: every lane went past its last
+/// listener.
+pub async fn finish_job(
+    conn: &impl ConnectionTrait,
+    user_key: &str,
+    request_id: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), Error> {
     use stop_job::Column as C;
     stop_job::Entity::update_many()
-        .col_expr(C::AfterSeq, Expr::value(job.after_seq))
-        .col_expr(C::MatchedCount, Expr::value(job.matched))
-        .col_expr(C::StoppedCount, Expr::value(job.stopped))
-        .col_expr(C::Finished, Expr::value(job.finished))
+        .col_expr(C::Finished, Expr::value(true))
         .col_expr(C::UpdatedAt, Expr::value(rows::to_micros(now)))
-        .filter(C::UserKey.eq(job.scope.user_key.as_str()))
-        .filter(C::RequestId.eq(job.request_id.as_str()))
+        .filter(C::UserKey.eq(user_key))
+        .filter(C::RequestId.eq(request_id))
         .exec(conn)
         .await?;
     Ok(())

@@ -3,6 +3,14 @@
 //! and through the write path of StopExecution. With a request id the job is recorded, so
 //! that a call that ended early can be finished by the same call again, and a finished
 //! job's answer repeated.
+//!
+//! On PostgreSQL a job runs its batches in [`POSTGRES_LANES`] lanes at once (listeners
+//! split by `seq` modulo the lanes), so its work spreads over several backends and cores
+//! as the work of many callers would. Lanes never stop an execution twice: each batch
+//! locks its executions and stops only those still RUNNING, so a batch that overlaps
+//! another (a resumed job, a second call with the same request id) finds them STOPPED
+//! and leaves them, uncounted. The recorded position of a job is the lowest of its
+//! lanes', so a resumed job redoes at most what was in flight.
 
 use chrono::Utc;
 
@@ -17,15 +25,27 @@ use crate::domain::rules::{self, Outcome};
 use crate::domain::time::to_stored_precision;
 use crate::error::Error;
 
-/// How far a job got after one batch.
+/// Lanes of a job on PostgreSQL (SQLite has one writer: more lanes would only queue).
+/// Four rather than one per core: a lane waits on a round trip to the database between
+/// statements, and the others fill the wait.
+const POSTGRES_LANES: i64 = 4;
+
+/// How far one lane of a job got after one batch.
 #[derive(Clone, Copy, Debug, Default)]
 struct Progress {
-    /// The last execution the job went past.
+    /// The last listener the lane went past.
     after_seq: i64,
-    /// Executions found matching in this batch.
+    /// Executions of the batch that were RUNNING, or finished first, when locked.
     matched: i64,
-    /// True once no match is left.
+    /// True once the lane has no listener left (or the job was finished already).
     finished: bool,
+}
+
+/// One lane of a job: listeners whose `seq` modulo `of` is `index`.
+#[derive(Clone, Copy, Debug)]
+struct Lane {
+    index: i64,
+    of: i64,
 }
 
 impl Executions {
@@ -69,10 +89,9 @@ impl Executions {
         caller: &Caller,
         request: StopRequest,
     ) -> Result<StopResult, Error> {
-        let mut result = StopResult::default();
-        let mut after_seq = 0;
-        loop {
-            let (stopped, progress) = self.stop_batch(caller, &request, None, after_seq).await?;
+        let result = std::sync::Mutex::new(StopResult::default());
+        self.run_lanes(caller, &request, None, 0, |stopped, progress| {
+            let mut result = lock(&result);
             result.matched += progress.matched;
             result.stopped += stopped.len() as i64;
             for execution in stopped {
@@ -82,11 +101,53 @@ impl Executions {
                     result.truncated = true;
                 }
             }
-            if progress.finished {
-                return Ok(result);
+        })
+        .await?;
+        let mut result = result
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        result.executions.sort_by_key(|e| e.seq);
+        Ok(result)
+    }
+
+    /// Runs every lane of a job from `after_seq` until each has no listener left,
+    /// reporting each batch to `record`.
+    async fn run_lanes(
+        &self,
+        caller: &Caller,
+        request: &StopRequest,
+        request_id: Option<&str>,
+        after_seq: i64,
+        record: impl Fn(Vec<StoppedExecution>, Progress),
+    ) -> Result<(), Error> {
+        let lanes = if self.db.conn().get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            POSTGRES_LANES
+        } else {
+            1
+        };
+        // Each lane's position; the job records the lowest.
+        let positions = std::sync::Mutex::new(vec![after_seq; lanes as usize]);
+        let lane_work = (0..lanes).map(|index| {
+            let (positions, record) = (&positions, &record);
+            async move {
+                let lane = Lane { index, of: lanes };
+                let mut after = after_seq;
+                loop {
+                    let low = lock(positions).iter().copied().min().unwrap_or(after_seq);
+                    let (stopped, progress) = self
+                        .stop_batch(caller, request, request_id, lane, after, low)
+                        .await?;
+                    record(stopped, progress);
+                    if progress.finished {
+                        return Ok::<_, Error>(());
+                    }
+                    after = progress.after_seq;
+                    lock(positions)[index as usize] = after;
+                }
             }
-            after_seq = progress.after_seq;
-        }
+        });
+        futures::future::try_join_all(lane_work).await?;
+        Ok(())
     }
 
     /// A job with a request id: recorded on its first call, then advanced batch by batch
@@ -127,15 +188,19 @@ impl Executions {
                 "request_id was used with another stop_event, filters or reason; use a new request_id",
             ));
         }
-        let mut finished = job.finished;
-        while !finished {
-            let (_, progress) = self
-                .stop_batch(caller, &request, Some(&request_id), 0)
-                .await?;
-            finished = progress.finished;
+        if !job.finished {
+            self.run_lanes(
+                caller,
+                &request,
+                Some(&request_id),
+                job.after_seq,
+                |_, _| {},
+            )
+            .await?;
+            self.finish_job(caller, job).await?;
         }
         let txn = self.db.begin_read(caller.budget()?).await?;
-        let job = fleet::find_job(&txn, &scope.user_key, &request_id, false)
+        let job = fleet::find_job(&txn, &scope.user_key, &request_id)
             .await?
             .ok_or_else(|| Error::internal("a recorded stop job is missing"))?;
         let mut executions =
@@ -159,7 +224,7 @@ impl Executions {
         request_id: &str,
     ) -> Result<Option<StopJob>, Error> {
         let txn = self.db.begin_read(caller.budget()?).await?;
-        let job = fleet::find_job(&txn, &scope.user_key, request_id, false).await?;
+        let job = fleet::find_job(&txn, &scope.user_key, request_id).await?;
         txn.commit().await?;
         Ok(job)
     }
@@ -181,17 +246,39 @@ impl Executions {
         Ok(())
     }
 
-    /// Stops one batch: the next [`STOP_BATCH`] matching executions after the job's
-    /// position (the recorded one for a job with `request_id`, else `after_seq`), each
-    /// locked, stopped by [`rules::stop`] and saved with its events, in one transaction
-    /// that also records the job's progress. An execution that finished since it was
-    /// found is left alone: matched, not stopped.
+    async fn finish_job(&self, caller: &Caller, job: StopJob) -> Result<(), Error> {
+        self.write(
+            caller.budget()?,
+            Box::new(move |txn| {
+                Box::pin(async move {
+                    fleet::finish_job(txn, &job.scope.user_key, &job.request_id, Utc::now())
+                        .await?;
+                    Ok(Write::Commit {
+                        changed: Vec::new(),
+                        answer: (),
+                    })
+                })
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Stops one batch of one lane: of the lane's next [`STOP_BATCH`] listeners after
+    /// `after_seq`, the executions RUNNING and matching, each locked, stopped by
+    /// [`rules::stop`] and saved with its events, in one transaction that also adds to
+    /// the counts of the job with `request_id` (and records `low`, the lowest position of
+    /// its lanes). An execution that finished (or was stopped) since it was found is
+    /// left alone: one that completed or failed counts as matched, not stopped; one
+    /// already stopped is not counted.
     async fn stop_batch(
         &self,
         caller: &Caller,
         request: &StopRequest,
         request_id: Option<&str>,
+        lane: Lane,
         after_seq: i64,
+        low: i64,
     ) -> Result<(Vec<StoppedExecution>, Progress), Error> {
         let (scope, reason) = (request.scope.clone(), request.reason.clone());
         let request_id = request_id.map(str::to_owned);
@@ -204,35 +291,40 @@ impl Executions {
                 caller.budget()?,
                 Box::new(move |txn| {
                     Box::pin(async move {
-                        let mut job = match &request_id {
-                            Some(id) => Some(
-                                fleet::find_job(txn, &scope.user_key, id, true)
-                                    .await?
-                                    .ok_or_else(|| {
-                                        Error::internal("a recorded stop job is missing")
-                                    })?,
-                            ),
-                            None => None,
-                        };
-                        if job.as_ref().is_some_and(|job| job.finished) {
+                        if let Some(id) = &request_id
+                            && fleet::find_job(txn, &scope.user_key, id)
+                                .await?
+                                .is_none_or(|job| job.finished)
+                        {
                             let progress = Progress {
                                 finished: true,
                                 ..Progress::default()
                             };
                             return Ok(Write::RollBack(progress));
                         }
-                        let after = job.as_ref().map_or(after_seq, |job| job.after_seq);
-                        let found = fleet::stop_candidates(txn, &scope, after, STOP_BATCH).await?;
-                        let seqs = found.matching;
+                        let found = fleet::stop_candidates(
+                            txn,
+                            &scope,
+                            after_seq,
+                            (lane.of, lane.index),
+                            STOP_BATCH,
+                        )
+                        .await?;
                         let now = to_stored_precision(Utc::now());
-                        let (mut changed, mut stops) = (Vec::new(), Vec::new());
-                        for mut execution in fleet::load_many_for_change(txn, &seqs).await? {
-                            // Stopped or finished since it was found: not this job's.
-                            if let Ok(Outcome::Changed { actions, events }) =
-                                rules::stop(&mut execution, &reason, now)
-                            {
-                                stops.push((actions, events));
-                                changed.push(execution);
+                        let (mut changed, mut stops, mut finished_first) =
+                            (Vec::new(), Vec::new(), 0);
+                        for mut execution in
+                            fleet::load_many_for_change(txn, &found.matching).await?
+                        {
+                            match rules::stop(&mut execution, &reason, now) {
+                                Ok(Outcome::Changed { actions, events }) => {
+                                    stops.push((actions, events));
+                                    changed.push(execution);
+                                }
+                                // Completed or failed since it was found.
+                                Err(_) => finished_first += 1,
+                                // Stopped since it was found (by another call).
+                                Ok(Outcome::Unchanged) => {}
                             }
                         }
                         let saved: Vec<_> = changed
@@ -248,15 +340,12 @@ impl Executions {
                         db::insert_events_of_many(txn, events, &by).await?;
                         let progress = Progress {
                             after_seq: found.last_listener,
-                            matched: seqs.len() as i64,
+                            matched: changed.len() as i64 + finished_first,
                             finished: (found.listeners as u64) < STOP_BATCH,
                         };
-                        if let Some(job) = &mut job {
-                            job.after_seq = progress.after_seq;
-                            job.matched += progress.matched;
-                            job.stopped += changed.len() as i64;
-                            job.finished = progress.finished;
-                            fleet::save_job(txn, job, now).await?;
+                        if let Some(id) = &request_id {
+                            let counted = (progress.matched, changed.len() as i64);
+                            fleet::add_to_job(txn, &scope.user_key, id, counted, low, now).await?;
                         }
                         Ok(Write::Commit {
                             changed,
@@ -276,4 +365,12 @@ impl Executions {
             .collect();
         Ok((stopped, progress))
     }
+}
+
+/// The value behind a mutex the lanes share (a lane that panicked left it whole: each
+/// update is one assignment).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
