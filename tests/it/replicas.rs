@@ -179,3 +179,101 @@ async fn changes_reach_watchers_on_another_replica_even_across_a_lost_connection
         .unwrap();
     admin.close().await.ok();
 }
+
+/// A stop event sent through replica A reaches the watchers of its executions on replica
+/// B: each watcher sees its execution STOPPED, at the revision the job answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+async fn a_stop_event_through_one_replica_reaches_watchers_on_another() {
+    let a = TestServer::builder().on(Backend::Postgres).start().await;
+    let b = TestServer::builder().same_database_as(&a).start().await;
+    let (mut through_a, mut on_b) = (a.client.clone(), b.client.clone());
+    let mut watchers = Vec::new();
+    for i in 0..5 {
+        let e = through_a
+            .start_execution(pb::StartExecutionRequest {
+                stop_events: vec!["freeze".into()],
+                ..start_request_for(&format!("frozen-{i}"), "")
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut events = watch(&mut on_b, &e.id, 0).await.unwrap();
+        let snapshot = next(&mut events).await.unwrap().unwrap();
+        assert_eq!(snapshot.revision, 1);
+        watchers.push((e.id, events));
+    }
+    let done = through_a
+        .stop_executions(pb::StopExecutionsRequest {
+            stop_event: "freeze".into(),
+            reason: "change freeze".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.stopped_count, 5);
+    for (id, mut events) in watchers {
+        let update = next(&mut events).await.unwrap().unwrap();
+        let stopped = update.execution.unwrap();
+        assert_eq!(stopped.status, ExecutionStatus::Stopped as i32, "{id}");
+        assert_eq!(stopped.stop_reason, "change freeze");
+        let answered = done.executions.iter().find(|e| e.id == id).unwrap();
+        assert_eq!(update.revision, answered.revision);
+        // Terminal: the stream ends with OK.
+        assert!(next(&mut events).await.unwrap().is_none());
+    }
+    b.stop().await;
+    a.stop().await;
+}
+
+/// Two replicas deleting by retention on one PostgreSQL database: finished executions go
+/// away once, running ones stay (the deleters take turns on an advisory lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+async fn replicas_share_retention() {
+    let a = TestServer::builder()
+        .on(Backend::Postgres)
+        .retention(Duration::from_secs(1))
+        .start()
+        .await;
+    let b = TestServer::builder()
+        .same_database_as(&a)
+        .retention(Duration::from_secs(1))
+        .start()
+        .await;
+    let mut client = a.client.clone();
+    let mut finished = Vec::new();
+    for i in 0..20 {
+        let e = start(&mut client, &format!("old-{i}"), chain(1)).await;
+        client
+            .stop_execution(stop_request(&e.id, ""))
+            .await
+            .unwrap();
+        finished.push(e.id);
+    }
+    let running = start(&mut client, "young", chain(1)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = client
+            .count_executions(pb::CountExecutionsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .count;
+        if left == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{left} left after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        get(&mut client, &running.id).await.status,
+        ExecutionStatus::Running as i32
+    );
+    b.stop().await;
+    a.stop().await;
+}
