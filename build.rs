@@ -15,7 +15,8 @@
 //! `test_database` when `TEST_DATABASE_URL` is set, `test_grpcurl` when `grpcurl` runs,
 //! `test_python_h2` / `test_python_grpc` when `python3` imports `h2` / `grpc` and
 //! `grpc_tools`, `test_pg_cluster` (with `TEST_PG_BIN`, the folder of `initdb` and
-//! `pg_ctl`) when the fault suite can start PostgreSQL clusters of its own. Tools installed after a build are seen once build.rs runs again
+//! `pg_ctl`) when the fault suite can start PostgreSQL clusters of its own, `test_root`
+//! when it runs as root (it mounts a small tmpfs). Tools installed after a build are seen once build.rs runs again
 //! (`touch build.rs`); a change of `TEST_DATABASE_URL` or `PATH` reruns it.
 
 use std::{env, path::PathBuf};
@@ -69,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn test_cfgs() {
     use std::process::{Command, Stdio};
     println!(
-        "cargo:rustc-check-cfg=cfg(test_database, test_grpcurl, test_python_h2, test_python_grpc, test_pg_cluster)"
+        "cargo:rustc-check-cfg=cfg(test_database, test_grpcurl, test_python_h2, test_python_grpc, test_pg_cluster, test_root)"
     );
     println!("cargo:rerun-if-env-changed=TEST_DATABASE_URL");
     println!("cargo:rerun-if-env-changed=PATH");
@@ -85,7 +86,14 @@ fn test_cfgs() {
             .status()
             .is_ok_and(|status| status.success())
     };
-    if let Some(bin) = postgres_bin(&runs) {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
+    if root {
+        println!("cargo:rustc-cfg=test_root");
+    }
+    if let Some(bin) = postgres_bin(root, &runs) {
         println!("cargo:rustc-cfg=test_pg_cluster");
         println!("cargo:rustc-env=TEST_PG_BIN={}", bin.display());
     }
@@ -103,7 +111,7 @@ fn test_cfgs() {
 /// The folder of PostgreSQL's server programs (`initdb`, `pg_ctl`, `pg_basebackup`) when
 /// the fault suite can start clusters with them here: as the current user, or, as root
 /// (PostgreSQL refuses root), as the `postgres` user through `runuser`.
-fn postgres_bin(runs: &dyn Fn(&str, &[&str]) -> bool) -> Option<PathBuf> {
+fn postgres_bin(root: bool, runs: &dyn Fn(&str, &[&str]) -> bool) -> Option<PathBuf> {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
@@ -111,10 +119,6 @@ fn postgres_bin(runs: &dyn Fn(&str, &[&str]) -> bool) -> Option<PathBuf> {
         .collect();
     versions.sort();
     let bin = versions.pop()?;
-    let root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
     let usable = !root || runs("runuser", &["-u", "postgres", "--", "true"]);
     usable.then_some(bin)
 }

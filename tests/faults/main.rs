@@ -4,7 +4,8 @@
 //! loopback only; each reports the figures it measured ([`report_figures`]).
 //!
 //! Scenarios that need PostgreSQL's server programs (`cfg(test_pg_cluster)`, see
-//! build.rs) are ignored without them, and counted so; under `CI=true`
+//! build.rs), or root to mount a filesystem (`cfg(test_root)`), are ignored without them,
+//! and counted so; under `CI=true`
 //! [`ci_runs_every_scenario`] fails instead.
 
 // A failed unwrap in a test is the test failing, with its location.
@@ -17,6 +18,7 @@
 mod harness;
 
 mod cluster;
+mod disk_full;
 mod listener;
 mod restart;
 
@@ -48,5 +50,8 @@ fn ci_runs_every_scenario() {
         panic!(
             "CI=true but PostgreSQL's initdb/pg_ctl (or runuser, as root) were not found: the fault scenarios would be ignored"
         );
+    }
+    if ci && !cfg!(test_root) {
+        panic!("CI=true but not root: the disk-full scenario (a tmpfs mount) would be ignored");
     }
 }
