@@ -20,7 +20,9 @@ mod harness;
 mod cluster;
 mod disk_full;
 mod listener;
+mod proxy;
 mod restart;
+mod slow_db;
 
 /// Where the scenarios write their figures (`.ci/run` prints the file after `cargo test`,
 /// which hides the output of passing tests).
