@@ -20,6 +20,7 @@ mod harness;
 mod cluster;
 mod disk_full;
 mod listener;
+mod process;
 mod proxy;
 mod restart;
 mod slow_db;
