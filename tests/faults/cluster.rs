@@ -62,25 +62,30 @@ fn run(program: &Path, args: &[&str]) {
     );
 }
 
+/// A temporary folder the PostgreSQL programs may write (owned by `postgres` as root).
+fn owned_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("faults_pg_")
+        .tempdir()
+        .expect("temp dir");
+    if as_root() {
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown");
+        assert!(chown.success(), "chown the data folder to postgres");
+    }
+    dir
+}
+
 impl Cluster {
     /// Initialises a cluster (trust authentication, user `postgres`) and starts it.
     pub fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("faults_pg_")
-            .tempdir()
-            .expect("temp dir");
-        if as_root() {
-            let chown = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(chown.success(), "chown the data folder to postgres");
-        }
         let cluster = Cluster {
             bin: bin(),
             port: free_port(),
-            dir,
+            dir: owned_tempdir(),
         };
         run(
             &cluster.bin.join("initdb"),
@@ -95,6 +100,49 @@ impl Cluster {
         );
         cluster.start_again();
         cluster
+    }
+
+    /// A streaming standby of `primary` (pg_basebackup `-R`, WAL streamed), started.
+    pub fn standby_of(primary: &Cluster) -> Self {
+        let cluster = Cluster {
+            bin: bin(),
+            port: free_port(),
+            dir: owned_tempdir(),
+        };
+        run(
+            &cluster.bin.join("pg_basebackup"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                cluster.data().to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ],
+        );
+        cluster.start_again();
+        cluster
+    }
+
+    /// Promotes a standby to primary and waits until it is one.
+    pub fn promote(&self) {
+        run(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                self.data().to_str().unwrap(),
+                "-w",
+                "-t",
+                "30",
+                "promote",
+            ],
+        );
     }
 
     fn data(&self) -> PathBuf {

@@ -19,6 +19,7 @@ mod harness;
 
 mod cluster;
 mod disk_full;
+mod failover;
 mod listener;
 mod process;
 mod proxy;

@@ -27,6 +27,7 @@ pub struct Proxy {
     /// The address to connect to instead of the upstream one.
     pub addr: SocketAddr,
     mode: watch::Sender<Mode>,
+    upstream: watch::Sender<SocketAddr>,
     tasks: Arc<std::sync::Mutex<JoinSet<()>>>,
 }
 
@@ -36,11 +37,13 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (mode, modes) = watch::channel(Mode::Pass);
+        let (upstream, upstreams) = watch::channel(upstream);
         let tasks = Arc::new(std::sync::Mutex::new(JoinSet::new()));
         let spawner = tasks.clone();
         tasks.lock().unwrap().spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let modes = modes.clone();
+                let upstream = *upstreams.borrow();
                 spawner.lock().unwrap().spawn(async move {
                     // A black hole answers no SYN: the connection waits until healed.
                     let mut waiting = modes.clone();
@@ -57,7 +60,17 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, mode, tasks }
+        Proxy {
+            addr,
+            mode,
+            upstream,
+            tasks,
+        }
+    }
+
+    /// Sends new connections to `upstream` from now on (a failover).
+    pub fn redirect(&self, upstream: SocketAddr) {
+        self.upstream.send_replace(upstream);
     }
 
     /// Sets what it does from now on (to bytes already held too).
