@@ -14,7 +14,9 @@
 //! needing something absent `#[ignore]`d (counted as ignored, not passed):
 //! `test_database` when `TEST_DATABASE_URL` is set, `test_grpcurl` when `grpcurl` runs,
 //! `test_python_h2` / `test_python_grpc` when `python3` imports `h2` / `grpc` and
-//! `grpc_tools`. Tools installed after a build are seen once build.rs runs again
+//! `grpc_tools`, `test_pg_cluster` (with `TEST_PG_BIN`, the folder of `initdb` and
+//! `pg_ctl`) when the fault suite can start PostgreSQL clusters of its own, `test_root`
+//! when it runs as root (it mounts a small tmpfs). Tools installed after a build are seen once build.rs runs again
 //! (`touch build.rs`); a change of `TEST_DATABASE_URL` or `PATH` reruns it.
 
 use std::{env, path::PathBuf};
@@ -68,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn test_cfgs() {
     use std::process::{Command, Stdio};
     println!(
-        "cargo:rustc-check-cfg=cfg(test_database, test_grpcurl, test_python_h2, test_python_grpc)"
+        "cargo:rustc-check-cfg=cfg(test_database, test_grpcurl, test_python_h2, test_python_grpc, test_pg_cluster, test_root)"
     );
     println!("cargo:rerun-if-env-changed=TEST_DATABASE_URL");
     println!("cargo:rerun-if-env-changed=PATH");
@@ -84,6 +86,17 @@ fn test_cfgs() {
             .status()
             .is_ok_and(|status| status.success())
     };
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
+    if root {
+        println!("cargo:rustc-cfg=test_root");
+    }
+    if let Some(bin) = postgres_bin(root, &runs) {
+        println!("cargo:rustc-cfg=test_pg_cluster");
+        println!("cargo:rustc-env=TEST_PG_BIN={}", bin.display());
+    }
     if runs("grpcurl", &["-version"]) {
         println!("cargo:rustc-cfg=test_grpcurl");
     }
@@ -93,4 +106,19 @@ fn test_cfgs() {
     if runs("python3", &["-c", "import grpc, grpc_tools"]) {
         println!("cargo:rustc-cfg=test_python_grpc");
     }
+}
+
+/// The folder of PostgreSQL's server programs (`initdb`, `pg_ctl`, `pg_basebackup`) when
+/// the fault suite can start clusters with them here: as the current user, or, as root
+/// (PostgreSQL refuses root), as the `postgres` user through `runuser`.
+fn postgres_bin(root: bool, runs: &dyn Fn(&str, &[&str]) -> bool) -> Option<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+        .filter(|bin| bin.join("initdb").is_file() && bin.join("pg_ctl").is_file())
+        .collect();
+    versions.sort();
+    let bin = versions.pop()?;
+    let usable = !root || runs("runuser", &["-u", "postgres", "--", "true"]);
+    usable.then_some(bin)
 }

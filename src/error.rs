@@ -104,6 +104,16 @@ pub enum Error {
         /// Where it arose.
         site: Site,
     },
+    /// The database's disk is full (SQLite's SQLITE_FULL, PostgreSQL's disk_full): the
+    /// write changed nothing; reads go on, and writes succeed again once space is freed.
+    #[error("the database's disk is full; nothing was changed; retry once space is freed")]
+    DatabaseFull {
+        /// The database's error, for the logs; never sent to the caller.
+        #[source]
+        source: Source,
+        /// Where it arose.
+        site: Site,
+    },
     /// The database refused a statement for a reason other than an outage; logged in
     /// full, opaque to the caller.
     #[error("internal error")]
@@ -143,7 +153,7 @@ impl Error {
     pub fn is_database(&self) -> bool {
         matches!(
             self,
-            Self::DatabaseUnavailable { .. } | Self::Database { .. }
+            Self::DatabaseUnavailable { .. } | Self::DatabaseFull { .. } | Self::Database { .. }
         )
     }
 

@@ -232,13 +232,19 @@ async fn migrate(conn: &DatabaseConnection) -> Result<(), DbErr> {
 }
 
 impl From<DbErr> for Error {
-    /// Connection-level failures (the database is down, unreachable, restarting, or too
-    /// busy to answer in time) are retryable UNAVAILABLE; a statement cancelled by the
-    /// caller's deadline is DEADLINE_EXCEEDED; anything else is internal.
+    /// A full disk is [`Error::DatabaseFull`]; connection-level failures (the database
+    /// is down, unreachable, restarting, or too busy to answer in time) are retryable
+    /// UNAVAILABLE; a statement cancelled by the caller's deadline is DEADLINE_EXCEEDED;
+    /// anything else is internal.
     #[track_caller]
     fn from(err: DbErr) -> Self {
         let site = std::panic::Location::caller();
-        if is_outage(&err) {
+        if is_disk_full(&err) {
+            Error::DatabaseFull {
+                source: Box::new(err),
+                site,
+            }
+        } else if is_outage(&err) {
             Error::DatabaseUnavailable {
                 source: Box::new(err),
                 site,
@@ -251,6 +257,28 @@ impl From<DbErr> for Error {
                 site,
             }
         }
+    }
+}
+
+/// SQLite's SQLITE_FULL (13, with its extended codes: the disk, or `max_page_count`, is
+/// full) or PostgreSQL's `disk_full` (53100).
+fn is_disk_full(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) =
+        err
+    else {
+        return false;
+    };
+    let Some(db) = sqlx.as_database_error() else {
+        return false;
+    };
+    let code = db.code().unwrap_or_default();
+    if db
+        .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+        .is_some()
+    {
+        code.parse::<i32>().is_ok_and(|c| c & 0xff == 13)
+    } else {
+        code == "53100"
     }
 }
 
@@ -308,6 +336,30 @@ mod tests {
     fn fails() -> Result<(), Error> {
         Err(DbErr::Custom("refused".into()))?;
         Ok(())
+    }
+
+    /// SQLite refusing a write for want of space (here: `max_page_count` reached, the
+    /// same SQLITE_FULL a full disk gives) is [`Error::DatabaseFull`], not internal.
+    #[tokio::test]
+    async fn a_full_sqlite_database_is_database_full() {
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (b BLOB); PRAGMA max_page_count = 8;")
+            .await
+            .unwrap();
+        let mut refused = None;
+        for _ in 0..100 {
+            if let Err(err) = db
+                .execute_unprepared("INSERT INTO t VALUES (zeroblob(4096))")
+                .await
+            {
+                refused = Some(err);
+                break;
+            }
+        }
+        let err = Error::from(refused.expect("the database fills up"));
+        assert!(matches!(err, Error::DatabaseFull { .. }), "{err:?}");
+        assert!(err.to_string().contains("disk is full"));
     }
 
     /// A database error keeps the database's error as its source and the `?` that

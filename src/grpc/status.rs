@@ -74,6 +74,10 @@ impl From<Error> for Status {
                 tracing::warn!(error = %source, %site, "database unavailable");
                 (Code::Unavailable, "DATABASE_UNAVAILABLE")
             }
+            Error::DatabaseFull { source, site } => {
+                tracing::error!(error = %source, %site, "database disk full");
+                (Code::ResourceExhausted, "DATABASE_FULL")
+            }
             Error::Database { source, site } => {
                 tracing::error!(error = %source, %site, "database error");
                 (Code::Internal, "INTERNAL")

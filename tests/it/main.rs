@@ -33,6 +33,7 @@ mod lifecycle;
 mod limits;
 mod load_shedding;
 mod metrics;
+mod model;
 mod outage;
 mod pagination;
 mod reads;

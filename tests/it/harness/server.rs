@@ -80,6 +80,17 @@ impl Builder {
         self
     }
 
+    /// On the database at `url` that someone else owns (a PostgreSQL cluster a fault
+    /// test started itself).
+    #[allow(dead_code, reason = "used by the fault suite (tests/faults), not here")]
+    pub fn database_url(mut self, backend: Backend, url: &str) -> Self {
+        self.source = Source::Shared {
+            backend,
+            url: url.to_owned(),
+        };
+        self
+    }
+
     /// On `database`, which the server then owns (e.g. from
     /// [`TestServer::stop_keeping_database`]).
     pub fn database(mut self, database: TestDatabase) -> Self {
@@ -229,6 +240,7 @@ impl TestServer {
     }
 
     /// The URL the server connects to its database with.
+    #[allow(dead_code, reason = "used by the fault suite (tests/faults), not here")]
     pub fn database_url(&self) -> &str {
         &self.url
     }
