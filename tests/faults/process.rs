@@ -92,7 +92,7 @@ async fn watch_to_shutdown(mut events: Events, mut last: i64) -> WatchEnd {
     }
 }
 
-/// The binary gets SIGTERM while a StopExecutions of 300 executions runs and 1,000
+/// The binary gets SIGTERM while a StopExecutions of 300 executions runs and 10,000
 /// watches are open: each watch ends with its execution's stop or with UNAVAILABLE naming
 /// its last revision; the process exits 0 within its grace period; every execution is
 /// either untouched or wholly stopped (a commit finished or rolled back whole); the same
@@ -101,7 +101,9 @@ async fn watch_to_shutdown(mut events: Events, mut last: i64) -> WatchEnd {
 #[cfg_attr(not(test_pg_cluster), ignore = "needs PostgreSQL's initdb and pg_ctl")]
 async fn sigterm_during_bulk_stop_and_open_watches() {
     const EXECUTIONS: usize = 300;
-    const WATCHES: usize = 1_000;
+    const WATCHES: usize = 10_000;
+    /// Watches opened at once (each holds an admission slot while it opens).
+    const OPENING: usize = 200;
     let cluster = Cluster::start();
     let url = cluster.url();
     let port = free_port();
@@ -121,13 +123,24 @@ async fn sigterm_during_bulk_stop_and_open_watches() {
             .into_inner();
         ids.push(started.id);
     }
-    let clients = connections(port, 10).await;
+    // 10,000 streams over 20 connections: 500 each, below the 1,024 a connection may open.
+    let clients = connections(port, 20).await;
     let mut watchers = tokio::task::JoinSet::new();
-    for w in 0..WATCHES {
-        let mut client = clients[w % clients.len()].clone();
-        let mut events = watch(&mut client, &ids[w % EXECUTIONS], 0).await.unwrap();
-        let snapshot = next(&mut events).await.unwrap().unwrap();
-        watchers.spawn(watch_to_shutdown(events, snapshot.revision));
+    for first in (0..WATCHES).step_by(OPENING) {
+        let mut opening = tokio::task::JoinSet::new();
+        for w in first..(first + OPENING).min(WATCHES) {
+            let mut client = clients[w % clients.len()].clone();
+            let id = ids[w % EXECUTIONS].clone();
+            opening.spawn(async move {
+                let mut events = watch(&mut client, &id, 0).await.unwrap();
+                let snapshot = next(&mut events).await.unwrap().unwrap();
+                (events, snapshot.revision)
+            });
+        }
+        while let Some(opened) = opening.join_next().await {
+            let (events, revision) = opened.unwrap();
+            watchers.spawn(watch_to_shutdown(events, revision));
+        }
     }
 
     let bulk = {
