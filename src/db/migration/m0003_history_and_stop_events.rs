@@ -89,14 +89,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("stop_subscriptions_execution")
-                    .table("stop_subscriptions")
-                    .col("execution_seq")
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(index(
+                "stop_subscriptions_execution",
+                "stop_subscriptions",
+                &["execution_seq"],
+            ))
             .await?;
 
         // History: keyed by execution, revision and the event's place in its change, the
@@ -136,15 +133,11 @@ impl MigrationTrait for Migration {
             .await?;
         // The executions a StopExecutions job stopped, found by its request id.
         manager
-            .create_index(
-                Index::create()
-                    .name("execution_events_request_id")
-                    .table("execution_events")
-                    .col("request_id")
-                    .col("execution_seq")
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(index(
+                "execution_events_request_id",
+                "execution_events",
+                &["request_id", "execution_seq"],
+            ))
             .await?;
 
         // One row per StopExecutions job with a request id: what it was asked, how far it
@@ -171,15 +164,11 @@ impl MigrationTrait for Migration {
             .await?;
         // Retention deletes finished executions by age.
         manager
-            .create_index(
-                Index::create()
-                    .name("executions_status_updated")
-                    .table("executions")
-                    .col("status")
-                    .col("updated_at")
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(index(
+                "executions_status_updated",
+                "executions",
+                &["status", "updated_at"],
+            ))
             .await
     }
 
@@ -209,4 +198,14 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
+}
+
+/// `CREATE INDEX IF NOT EXISTS name ON table (columns)`.
+fn index(name: &str, table: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(table).if_not_exists();
+    for column in columns {
+        index.col(*column);
+    }
+    index.to_owned()
 }

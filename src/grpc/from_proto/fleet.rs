@@ -1,7 +1,7 @@
 //! StopExecutions and ListExecutionEvents: the fleet's stop and an execution's history.
 
 use super::list::data_filter;
-use super::{MAX_USER_KEY_CHARS, bounded, execution_ref, stop_event, stop_reason};
+use super::{execution_ref, request_id, stop_event, stop_reason, user_key};
 use crate::domain::HashidCodec;
 use crate::domain::fleet::{StopRequest, StopScope};
 use crate::domain::history::events_page_size;
@@ -20,20 +20,8 @@ pub fn stop_request(req: pb::StopExecutionsRequest) -> Result<StopRequest, Error
         ));
     }
     stop_event("stop_event", &req.stop_event)?;
-    bounded(
-        "user_key",
-        "INVALID_USER_KEY",
-        &req.user_key,
-        0,
-        MAX_USER_KEY_CHARS,
-    )?;
-    bounded(
-        "request_id",
-        "INVALID_REQUEST_ID",
-        &req.request_id,
-        0,
-        MAX_USER_KEY_CHARS,
-    )?;
+    user_key(&req.user_key)?;
+    let request_id = request_id(req.request_id)?;
     stop_reason(&req.reason)?;
     Ok(StopRequest {
         scope: StopScope {
@@ -42,7 +30,7 @@ pub fn stop_request(req: pb::StopExecutionsRequest) -> Result<StopRequest, Error
             filters: data_filter("filters", req.filters)?,
         },
         reason: req.reason,
-        request_id: (!req.request_id.is_empty()).then_some(req.request_id),
+        request_id,
         dry_run: req.dry_run,
     })
 }

@@ -111,13 +111,24 @@ pub(super) fn workflow_and_tenant(
     user_key: &str,
 ) -> Result<(), Error> {
     bounded("key", "INVALID_KEY", key, min_key_chars, MAX_KEY_CHARS)?;
+    self::user_key(user_key)
+}
+
+/// An idempotency key (`request_id`: at most 128 characters, no NUL); `None` when empty.
+pub(super) fn request_id(raw: String) -> Result<Option<String>, Error> {
     bounded(
-        "user_key",
-        "INVALID_USER_KEY",
-        user_key,
+        "request_id",
+        "INVALID_REQUEST_ID",
+        &raw,
         0,
         MAX_USER_KEY_CHARS,
-    )
+    )?;
+    Ok((!raw.is_empty()).then_some(raw))
+}
+
+/// A tenant key (`user_key`: at most 128 characters, no NUL; empty: none named).
+pub(super) fn user_key(raw: &str) -> Result<(), Error> {
+    bounded("user_key", "INVALID_USER_KEY", raw, 0, MAX_USER_KEY_CHARS)
 }
 
 /// A watch's `since_revision`: 0 or a positive revision.

@@ -2,8 +2,7 @@
 
 use super::well_known::json_object;
 use super::{
-    MAX_EXECUTION_DATA_BYTES, MAX_KEY_CHARS, MAX_USER_KEY_CHARS, bounded, stop_event,
-    workflow_and_tenant,
+    MAX_EXECUTION_DATA_BYTES, MAX_KEY_CHARS, bounded, request_id, stop_event, workflow_and_tenant,
 };
 use crate::domain::quoted;
 use crate::domain::rules::NewExecution;
@@ -15,13 +14,7 @@ use crate::proto::v1 as pb;
 pub fn new_execution(req: pb::StartExecutionRequest) -> Result<NewExecution, Error> {
     workflow_and_tenant(&req.key, 1, &req.user_key)?;
     bounded("name", "INVALID_NAME", &req.name, 0, MAX_KEY_CHARS)?;
-    bounded(
-        "request_id",
-        "INVALID_REQUEST_ID",
-        &req.request_id,
-        0,
-        MAX_USER_KEY_CHARS,
-    )?;
+    let request_id = request_id(req.request_id)?;
     let template =
         template(req.template.ok_or_else(|| {
             Error::invalid("template", "TEMPLATE_MISSING", "template is required")
@@ -53,7 +46,7 @@ pub fn new_execution(req: pb::StartExecutionRequest) -> Result<NewExecution, Err
         execution_data,
         // Empty when the request names none: the service picks the caller's tenant.
         user_key: req.user_key,
-        request_id: (!req.request_id.is_empty()).then_some(req.request_id),
+        request_id,
         stop_events: stop_events(req.stop_events)?,
         // Decided by the size check (`grpc::size`), once the execution is known.
         log_budget: 0,
