@@ -422,3 +422,60 @@ async fn get_all(client: &mut Client, ids: &[String]) -> Vec<pb::Execution> {
     }
     all
 }
+
+/// A stop event over 10,001 executions (more than an answer lists) stops every one, and
+/// answers them all counted, the first 10,000 listed (oldest first) and
+/// `executions_truncated` set. SQLite only: what it proves does not depend on the
+/// database, and starting 10,001 executions twice would double its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_answer_lists_at_most_ten_thousand_stopped_executions() {
+    const N: usize = 10_001;
+    let server = TestServer::builder().start().await;
+    let client = server.client.clone();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut starters = Vec::new();
+    for _ in 0..32 {
+        let (mut client, next) = (client.clone(), next.clone());
+        starters.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < N {
+                let request = pb::StartExecutionRequest {
+                    stop_events: vec!["all".into()],
+                    view: ExecutionView::Basic as i32,
+                    ..start_request_for("many", "")
+                };
+                client.start_execution(request).await.unwrap();
+            }
+        }));
+    }
+    for starter in starters {
+        starter.await.unwrap();
+    }
+    let mut client = client;
+    let answer = client
+        .stop_executions(pb::StopExecutionsRequest {
+            stop_event: "all".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (answer.matched_count, answer.stopped_count),
+        (N as i64, N as i64)
+    );
+    assert_eq!(answer.executions.len(), 10_000);
+    assert!(answer.executions_truncated);
+    let hashids: HashSet<_> = answer.executions.iter().map(|e| e.hashid.clone()).collect();
+    assert_eq!(hashids.len(), 10_000, "each listed once");
+    let stopped = client
+        .count_executions(pb::CountExecutionsRequest {
+            statuses: vec![ExecutionStatus::Stopped as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .count;
+    assert_eq!(stopped, N as i64);
+    server.stop().await;
+}

@@ -389,3 +389,51 @@ async fn finished_executions_older_than_the_retention_are_deleted() {
         server.stop().await;
     }
 }
+
+/// A page of history holds at most 1,000 events whatever `page_size` asks, and 100 when
+/// it asks for none; the next page goes on where the last ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_pages_are_bounded() {
+    use ActionStatus::*;
+    let server = TestServer::builder().start().await;
+    let mut client = server.client.clone();
+    // 520 actions in a line, each started and completed: 1,042 events.
+    let e = start(&mut client, "long", chain(520)).await;
+    for i in 1..=520 {
+        let node = format!("a{i}");
+        for status in [Running, Completed] {
+            let request = pb::UpdateActionRequest {
+                view: ExecutionView::Basic as i32,
+                ..report(&e.id, &node, status)
+            };
+            client.update_action(request).await.unwrap();
+        }
+    }
+    let page = |page_size, page_token: String| {
+        let mut client = client.clone();
+        let id = e.id.clone();
+        async move {
+            client
+                .list_execution_events(pb::ListExecutionEventsRequest {
+                    execution_id: id,
+                    page_size,
+                    page_token,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = page(5_000, String::new()).await;
+    assert_eq!(first.events.len(), 1_000, "clamped to 1,000");
+    let rest = page(5_000, first.next_page_token).await;
+    assert_eq!(rest.events.len(), 42);
+    assert!(rest.next_page_token.is_empty());
+    assert_eq!(
+        page(0, String::new()).await.events.len(),
+        100,
+        "the default"
+    );
+    server.stop().await;
+}
