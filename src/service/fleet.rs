@@ -89,25 +89,38 @@ impl Executions {
         caller: &Caller,
         request: StopRequest,
     ) -> Result<StopResult, Error> {
-        let result = std::sync::Mutex::new(StopResult::default());
+        /// What the lanes gathered: counts, and the oldest stopped executions (lanes
+        /// finish batches in any order, so the listed ones are kept by `seq`).
+        #[derive(Default)]
+        struct Gathered {
+            matched: i64,
+            stopped: i64,
+            oldest: std::collections::BTreeMap<i64, StoppedExecution>,
+            truncated: bool,
+        }
+        let gathered = std::sync::Mutex::new(Gathered::default());
         self.run_lanes(caller, &request, None, 0, |stopped, progress| {
-            let mut result = lock(&result);
-            result.matched += progress.matched;
-            result.stopped += stopped.len() as i64;
+            let mut gathered = lock(&gathered);
+            gathered.matched += progress.matched;
+            gathered.stopped += stopped.len() as i64;
             for execution in stopped {
-                if (result.executions.len() as u64) < MAX_LISTED_STOPPED {
-                    result.executions.push(execution);
-                } else {
-                    result.truncated = true;
+                gathered.oldest.insert(execution.seq, execution);
+                if gathered.oldest.len() as u64 > MAX_LISTED_STOPPED {
+                    gathered.oldest.pop_last();
+                    gathered.truncated = true;
                 }
             }
         })
         .await?;
-        let mut result = result
+        let gathered = gathered
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        result.executions.sort_by_key(|e| e.seq);
-        Ok(result)
+        Ok(StopResult {
+            matched: gathered.matched,
+            stopped: gathered.stopped,
+            executions: gathered.oldest.into_values().collect(),
+            truncated: gathered.truncated,
+        })
     }
 
     /// Runs every lane of a job from `after_seq` until each has no listener left,

@@ -424,13 +424,24 @@ async fn get_all(client: &mut Client, ids: &[String]) -> Vec<pb::Execution> {
 }
 
 /// A stop event over 10,001 executions (more than an answer lists) stops every one, and
-/// answers them all counted, the first 10,000 listed (oldest first) and
-/// `executions_truncated` set. SQLite only: what it proves does not depend on the
-/// database, and starting 10,001 executions twice would double its time.
+/// answers them all counted, the oldest 10,000 listed in order and `executions_truncated`
+/// set: on SQLite (one lane), and on PostgreSQL, where the job's lanes finish their
+/// batches in any order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_answer_lists_at_most_ten_thousand_stopped_executions() {
+    answer_lists_at_most_ten_thousand(Backend::Sqlite).await;
+}
+
+/// [`an_answer_lists_at_most_ten_thousand_stopped_executions`] on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+async fn an_answer_lists_at_most_ten_thousand_stopped_executions_postgres() {
+    answer_lists_at_most_ten_thousand(Backend::Postgres).await;
+}
+
+async fn answer_lists_at_most_ten_thousand(backend: Backend) {
     const N: usize = 10_001;
-    let server = TestServer::builder().start().await;
+    let server = TestServer::builder().on(backend).start().await;
     let client = server.client.clone();
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut starters = Vec::new();
@@ -467,6 +478,28 @@ async fn an_answer_lists_at_most_ten_thousand_stopped_executions() {
     assert!(answer.executions_truncated);
     let hashids: HashSet<_> = answer.executions.iter().map(|e| e.hashid.clone()).collect();
     assert_eq!(hashids.len(), 10_000, "each listed once");
+    // The oldest 10,000, in order: List's ascending order without its last one.
+    let (mut oldest_first, mut token) = (Vec::new(), String::new());
+    loop {
+        let page = client
+            .list_executions(pb::ListExecutionsRequest {
+                page_size: 500,
+                order_by: "created_at asc".into(),
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        oldest_first.extend(page.executions.into_iter().map(|e| e.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    oldest_first.pop();
+    let listed: Vec<_> = answer.executions.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(listed, oldest_first, "the oldest 10,000, oldest first");
     let stopped = client
         .count_executions(pb::CountExecutionsRequest {
             statuses: vec![ExecutionStatus::Stopped as i32],
