@@ -88,15 +88,30 @@ pub async fn via_api(
     actions: usize,
     concurrency: usize,
 ) -> anyhow::Result<Vec<String>> {
-    let templates: Arc<Vec<pb::Template>> =
-        Arc::new((0..VARIANTS).map(|v| dag::fork_join(actions, v)).collect());
+    let templates: Vec<pb::Template> = (0..VARIANTS).map(|v| dag::fork_join(actions, v)).collect();
     let keep_every = n.div_ceil(50_000).max(1);
+    start_many(channels, n, concurrency, keep_every, move |i| {
+        dag::start_request(templates[i % templates.len()].clone(), i)
+    })
+    .await
+}
+
+/// Starts the `n` executions `request(i)` describes (`i` from 0), `concurrency` calls at a
+/// time over `channels`; returns the ids of every `keep_every`-th.
+pub async fn start_many(
+    channels: &[Channel],
+    n: usize,
+    concurrency: usize,
+    keep_every: usize,
+    request: impl Fn(usize) -> pb::StartExecutionRequest + Send + Sync + 'static,
+) -> anyhow::Result<Vec<String>> {
+    let request = Arc::new(request);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..concurrency.max(1) {
         let mut client = Client::new(channels[worker % channels.len()].clone());
-        let (next, templates) = (next.clone(), templates.clone());
+        let (next, request) = (next.clone(), request.clone());
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             loop {
@@ -104,17 +119,13 @@ pub async fn via_api(
                 if i >= n {
                     return Ok::<_, tonic::Status>(ids);
                 }
-                let template = templates[i % templates.len()].clone();
-                let e = client
-                    .start_execution(dag::start_request(template, i))
-                    .await?
-                    .into_inner();
+                let e = client.start_execution(request(i)).await?.into_inner();
                 if i % keep_every == 0 {
                     ids.push(e.id);
                 }
                 if i > 0 && i % 50_000 == 0 {
                     eprintln!(
-                        "  seeded {i} of {n} through the API ({:.0}/s)",
+                        "  started {i} of {n} through the API ({:.0}/s)",
                         i as f64 / started.elapsed().as_secs_f64()
                     );
                 }
@@ -125,7 +136,7 @@ pub async fn via_api(
     for task in tasks {
         ids.extend(
             task.await?
-                .map_err(|s| anyhow::anyhow!("seed start failed: {s}"))?,
+                .map_err(|s| anyhow::anyhow!("start failed: {s}"))?,
         );
     }
     Ok(ids)

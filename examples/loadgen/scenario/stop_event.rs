@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use executions::proto::v1 as pb;
 
 use crate::report::Bound;
-use crate::{Client, Session, dag};
+use crate::{Client, Session, dag, seed};
 
 /// Executions each side stops (a tenth of it under `smoke`).
 const STOPPED: usize = 10_000;
@@ -84,32 +84,15 @@ impl Session {
 
     /// Starts `n` executions listening to `event`, 64 at a time; answers their ids.
     async fn start_listeners(&self, event: &str, n: usize) -> anyhow::Result<Vec<String>> {
-        let template = Arc::new(dag::fork_join(self.opts.actions, 0));
-        let next = Arc::new(AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for worker in 0..64 {
-            let mut client = self.client(worker);
-            let (next, template, event) = (next.clone(), template.clone(), event.to_owned());
-            tasks.push(tokio::spawn(async move {
-                let mut ids = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        return Ok::<_, tonic::Status>(ids);
-                    }
-                    let request = pb::StartExecutionRequest {
-                        stop_events: vec![event.clone()],
-                        ..dag::start_request(pb::Template::clone(&template), i)
-                    };
-                    ids.push(client.start_execution(request).await?.into_inner().id);
-                }
-            }));
-        }
-        let mut ids = Vec::new();
-        for task in tasks {
-            ids.extend(task.await?.map_err(|s| anyhow::anyhow!("start: {s}"))?);
-        }
-        Ok(ids)
+        let template = dag::fork_join(self.opts.actions, 0);
+        let event = event.to_owned();
+        seed::start_many(&self.channels, n, 64, 1, move |i| {
+            pb::StartExecutionRequest {
+                stop_events: vec![event.clone()],
+                ..dag::start_request(template.clone(), i)
+            }
+        })
+        .await
     }
 
     /// Stops each of `ids` with its own StopExecution, from `--concurrency` callers;
