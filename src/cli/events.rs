@@ -4,10 +4,13 @@
 
 use std::process::ExitCode;
 
-use super::list::Order;
+use super::list::{Order, pages};
 use super::output::{self, action_status};
 use super::{ClientArgs, EXIT_ERROR};
 use crate::proto::v1 as pb;
+
+/// Largest page of events the server sends.
+const MAX_EVENTS_PAGE: usize = 1_000;
 
 /// Settings of `executions events`.
 #[derive(Clone, Debug, clap::Args)]
@@ -27,11 +30,11 @@ pub struct EventsArgs {
 
 /// Prints the events.
 pub async fn run(args: EventsArgs) -> ExitCode {
-    let mut client = match args.client.connect().await {
+    let client = match args.client.connect().await {
         Ok(client) => client,
         Err(code) => return code,
     };
-    let mut request = pb::ListExecutionEventsRequest {
+    let request = pb::ListExecutionEventsRequest {
         execution_id: args.id.clone(),
         order: match args.order {
             Order::Asc => pb::SortOrder::Ascending,
@@ -39,27 +42,29 @@ pub async fn run(args: EventsArgs) -> ExitCode {
         } as i32,
         ..Default::default()
     };
-    let mut all = pb::ListExecutionEventsResponse::default();
-    loop {
-        request.page_size = match args.limit {
-            0 => 1000,
-            limit => i32::try_from((limit - all.events.len()).min(1000)).unwrap_or(1000),
+    let fetched = pages(args.limit, MAX_EVENTS_PAGE, |size, token| {
+        let mut client = client.clone();
+        let request = pb::ListExecutionEventsRequest {
+            page_size: size,
+            page_token: token,
+            ..request.clone()
         };
-        let page = match client.list_execution_events(request.clone()).await {
-            Ok(page) => page.into_inner(),
-            Err(status) => {
-                output::print_status(&format!("cannot list the events of {}", args.id), &status);
-                return ExitCode::from(EXIT_ERROR);
-            }
-        };
-        all.events.extend(page.events);
-        all.next_page_token = page.next_page_token;
-        let full = args.limit != 0 && all.events.len() >= args.limit;
-        if all.next_page_token.is_empty() || full {
-            break;
+        async move {
+            let page = client.list_execution_events(request).await?.into_inner();
+            Ok((page.events, page.next_page_token))
         }
-        request.page_token = all.next_page_token.clone();
-    }
+    })
+    .await;
+    let all = match fetched {
+        Ok((events, next_page_token)) => pb::ListExecutionEventsResponse {
+            events,
+            next_page_token,
+        },
+        Err(status) => {
+            output::print_status(&format!("cannot list the events of {}", args.id), &status);
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     if args.client.json() {
         return if output::print_json(&all) {
             ExitCode::SUCCESS

@@ -45,7 +45,7 @@ pub struct ListArgs {
 /// Prints the executions, as a table or as one ListExecutionsResponse (whose
 /// `nextPageToken` is set when --limit cut the list short).
 pub async fn run(args: ListArgs) -> ExitCode {
-    let mut client = match args.client.connect().await {
+    let client = match args.client.connect().await {
         Ok(client) => client,
         Err(code) => return code,
     };
@@ -56,29 +56,30 @@ pub async fn run(args: ListArgs) -> ExitCode {
     }
     .to_owned();
     request.time_zone = args.client.zone_name();
-    let mut all = pb::ListExecutionsResponse::default();
-    loop {
-        let page_size = usize::from(args.page_size).min(MAX_PAGE);
-        let wanted = match args.limit {
-            0 => page_size,
-            limit => (limit - all.executions.len()).min(page_size),
+    let page_size = usize::from(args.page_size).min(MAX_PAGE);
+    let fetched = pages(args.limit, page_size, |size, token| {
+        let mut client = client.clone();
+        let request = pb::ListExecutionsRequest {
+            page_size: size,
+            page_token: token,
+            ..request.clone()
         };
-        request.page_size = i32::try_from(wanted).unwrap_or(i32::MAX);
-        let page = match client.list_executions(request.clone()).await {
-            Ok(page) => page.into_inner(),
-            Err(status) => {
-                output::print_status("cannot list executions", &status);
-                return ExitCode::from(EXIT_ERROR);
-            }
-        };
-        all.executions.extend(page.executions);
-        all.next_page_token = page.next_page_token;
-        let full = args.limit != 0 && all.executions.len() >= args.limit;
-        if all.next_page_token.is_empty() || full {
-            break;
+        async move {
+            let page = client.list_executions(request).await?.into_inner();
+            Ok((page.executions, page.next_page_token))
         }
-        request.page_token = all.next_page_token.clone();
-    }
+    })
+    .await;
+    let all = match fetched {
+        Ok((executions, next_page_token)) => pb::ListExecutionsResponse {
+            executions,
+            next_page_token,
+        },
+        Err(status) => {
+            output::print_status("cannot list executions", &status);
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     if args.client.json() {
         return if output::print_json(&all) {
             ExitCode::SUCCESS
@@ -160,4 +161,32 @@ pub async fn count(args: CountArgs) -> ExitCode {
     table.add_row(vec!["TOTAL".to_owned(), counted.count.to_string()]);
     print!("{}", output::render(table));
     ExitCode::SUCCESS
+}
+
+/// Pages through a listing until its last page or `limit` items (0: all of them), asking
+/// for at most `page_size` a page: `fetch(page_size, page_token)` answers a page's items
+/// and its next token. Answers the items and the token after the last page read (empty
+/// when the listing ended).
+pub(super) async fn pages<T, F, Fut>(
+    limit: usize,
+    page_size: usize,
+    mut fetch: F,
+) -> Result<(Vec<T>, String), tonic::Status>
+where
+    F: FnMut(i32, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let (mut all, mut token) = (Vec::new(), String::new());
+    loop {
+        let wanted = match limit {
+            0 => page_size,
+            limit => (limit - all.len()).min(page_size),
+        };
+        let (items, next) = fetch(i32::try_from(wanted).unwrap_or(i32::MAX), token).await?;
+        all.extend(items);
+        token = next;
+        if token.is_empty() || (limit != 0 && all.len() >= limit) {
+            return Ok((all, token));
+        }
+    }
 }
