@@ -3,9 +3,9 @@
 //! - the messages and the client (`crate::proto::v1`), and the file descriptor set that
 //!   server reflection serves;
 //! - the server (`crate::proto::server`), with every message taken from `v1` except the
-//!   three that carry executions in answers (`Execution`, `ListExecutionsResponse`,
-//!   `WatchExecutionResponse`), which the server sends as pre-encoded bytes shared by
-//!   every caller of the same revision (`crate::grpc::wire`).
+//!   four that carry executions in answers (`Execution`, `ListExecutionsResponse`,
+//!   `WatchExecutionResponse`, `WatchExecutionsResponse`), which the server sends as
+//!   pre-encoded bytes shared by every caller of the same revision (`crate::grpc::wire`).
 //!
 //! protoc comes from `protoc-bin-vendored`, so a fresh machine needs nothing installed
 //! beyond the Rust toolchain.
@@ -59,6 +59,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(
             ".workflow.executions.v1.WatchExecutionResponse",
             "crate::grpc::wire::WatchEvent",
+        )
+        .extern_path(
+            ".workflow.executions.v1.WatchExecutionsResponse",
+            "crate::grpc::wire::FeedEvent",
         )
         .compile_with_config(config()?, &[PROTO], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");

@@ -58,6 +58,13 @@ pub enum Error {
         /// Last revision the stream sent (or the caller's since_revision).
         last_revision: i64,
     },
+    /// The server is shutting down; a WatchExecutions feed ends with the cursor to resume
+    /// from.
+    #[error("server shutting down; resume elsewhere with resume_cursor={cursor}")]
+    FeedShuttingDown {
+        /// Cursor of the last message the feed sent (or the caller's resume cursor).
+        cursor: String,
+    },
     /// A health check names a service this server does not report on.
     #[error("unknown service {}", crate::domain::quoted(.0))]
     ServiceUnknown(String),

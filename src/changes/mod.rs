@@ -10,14 +10,18 @@
 //! With PostgreSQL, [`relay`] relays changes between replicas: every local change is
 //! also sent to a NOTIFY channel (after commit, batched), and every replica listens on it,
 //! reading a changed execution once (for all its watchers) when someone watches it.
+//!
+//! WatchExecutions feeds follow every execution rather than one: the hub wakes the
+//! replica's [`reader`], which reads what changed once for all of them.
 
+pub mod reader;
 pub mod relay;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::domain::{ExecutionId, FullExecution};
 
@@ -39,6 +43,8 @@ struct Inner {
     state_reads: AtomicU64,
     /// Changes committed on this replica and announced here (for metrics).
     published: AtomicU64,
+    /// Wakes the change reader (see [`reader`]) after a change, local or remote.
+    announced: Notify,
 }
 
 /// The shared state of one watched execution.
@@ -77,6 +83,18 @@ impl ChangeHub {
         if let Some(relay) = self.inner.relay.get() {
             let _ = relay.send((id, revision));
         }
+        self.announce();
+    }
+
+    /// Says that something changed in the database (here, or on another replica): wakes
+    /// the change reader, or makes its next wait return at once.
+    pub fn announce(&self) {
+        self.inner.announced.notify_one();
+    }
+
+    /// Waits for the next [`ChangeHub::announce`] (one waiter: the change reader).
+    pub async fn announced(&self) {
+        self.inner.announced.notified().await;
     }
 
     /// Offers a state read from the database (a change made on another replica); kept

@@ -176,6 +176,8 @@ async fn receive_changes(db: Database, hub: ChangeHub, token: CancellationToken)
             backoff = (backoff * 2).min(MAX_BACKOFF);
             continue;
         }
+        // And the feeds' reader: it reads whatever it has not seen yet.
+        hub.announce();
         backoff = Duration::from_millis(100);
         tracing::info!(watched = watched.len(), "relay: listening");
         loop {
@@ -194,6 +196,7 @@ async fn receive_changes(db: Database, hub: ChangeHub, token: CancellationToken)
             while let Some(more) = listener.next_buffered() {
                 payloads.push(more.payload().to_owned());
             }
+            hub.announce();
             // Only what someone here watches, at a revision newer than they have (a slot
             // still at 0 too: its first watcher's own read may have started before this
             // change committed).

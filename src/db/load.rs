@@ -43,7 +43,18 @@ fn visible(target: ExecutionRef, tenant: Option<&str>) -> sea_orm::Condition {
 /// Selects execution rows without the heavy `template` and `execution_data` columns (they
 /// come back empty), for the BASIC view.
 pub(super) fn select_headers() -> sea_orm::Select<execution::Entity> {
+    select_headers_and(false)
+}
+
+/// Selects execution rows without `template` (it comes back empty), and with
+/// `execution_data` only when `data`.
+pub(super) fn select_headers_and(data: bool) -> sea_orm::Select<execution::Entity> {
     use execution::Column as C;
+    let data = if data {
+        Expr::col(C::ExecutionData)
+    } else {
+        Expr::cust("NULL")
+    };
     execution::Entity::find()
         .select_only()
         .columns([
@@ -67,7 +78,7 @@ pub(super) fn select_headers() -> sea_orm::Select<execution::Entity> {
             C::UpdatedAt,
         ])
         .expr_as(Expr::cust("''"), "template")
-        .expr_as(Expr::cust("NULL"), "execution_data")
+        .expr_as(data, "execution_data")
         .expr_as(Expr::cust("'[]'"), "stop_events")
         .expr_as(Expr::cust("CAST(0 AS BIGINT)"), "log_budget")
 }
@@ -190,9 +201,9 @@ pub(super) async fn with_actions_of_many(
 /// connection thread. Read as separate rows, each action row is its own hand-off (a
 /// thread wake-up) between that thread and the caller's task, which dominated the cost
 /// of a FULL Get (and grew with the number of actions).
-struct RowWithActions {
-    row: execution::Model,
-    actions_json: Option<String>,
+pub(super) struct RowWithActions {
+    pub(super) row: execution::Model,
+    pub(super) actions_json: Option<String>,
 }
 
 impl FromQueryResult for RowWithActions {
@@ -219,7 +230,7 @@ type ActionJson = (
 );
 
 /// The subquery that folds an execution's action rows into one JSON text.
-fn actions_json(backend: DatabaseBackend) -> Expr {
+pub(super) fn actions_json(backend: DatabaseBackend) -> Expr {
     let columns = r#"a."node_id", a."status", a."scheduled_at", a."started_at", a."completed_at", a."failed_at", a."stopped_at", a."failure_note", a."log", a."log_bytes""#;
     let sql = match backend {
         DatabaseBackend::Postgres => format!(
@@ -262,7 +273,7 @@ pub(super) async fn find_full_many(
 }
 
 /// An execution row with its folded actions, as a domain execution.
-fn unfold(found: RowWithActions) -> Result<FullExecution, Error> {
+pub(super) fn unfold(found: RowWithActions) -> Result<FullExecution, Error> {
     let actions: Vec<ActionJson> = match &found.actions_json {
         Some(json) => serde_json::from_str(json).or_internal()?,
         None => Vec::new(),

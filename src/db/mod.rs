@@ -2,6 +2,7 @@
 //! entities and the queries the service runs. Functions here take `&impl ConnectionTrait`
 //! so they run inside the caller's transaction, and return domain types. No tonic here.
 
+mod changes;
 pub mod entity;
 pub mod fleet;
 mod history;
@@ -24,6 +25,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
 
+pub use changes::{changed_page, changed_since, commit_point};
 pub use history::{EventPosition, list_events};
 pub use listing::{count_by_status, list};
 pub use load::{find_by_request_id, load, load_for_change, load_many, revision_of};

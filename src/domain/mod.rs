@@ -3,6 +3,7 @@
 //! layer calls these; none restates them.
 
 pub mod execution;
+pub mod feed;
 pub mod fleet;
 pub mod history;
 pub mod ids;

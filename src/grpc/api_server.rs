@@ -31,7 +31,7 @@ use tonic::{Code, Request, Status};
 use super::codec::SmallBufferCodec;
 use super::handler::ExecutionApi;
 use super::unsent::{Held, UnsentBudget};
-use super::wire::{Chunks, WatchEvent};
+use super::wire::Chunks;
 use crate::error::Error;
 use crate::proto::server::execution_service_server::ExecutionService;
 use crate::proto::v1 as pb;
@@ -116,6 +116,13 @@ impl tower::Service<http::Request<Body>> for ApiServer {
                 "WatchExecution" => {
                     let handle = |r| async move {
                         let stream = api.watch_execution(r).await?.into_inner();
+                        Ok(stream.boxed())
+                    };
+                    streaming(request, max, unsent, handle).await
+                }
+                "WatchExecutions" => {
+                    let handle = |r| async move {
+                        let stream = api.watch_executions(r).await?.into_inner();
                         Ok(stream.boxed())
                     };
                     streaming(request, max, unsent, handle).await
@@ -214,7 +221,7 @@ where
         .unwrap_or_else(|_| Status::internal("answer headers").into_http()))
 }
 
-async fn streaming<T, F, Fut>(
+async fn streaming<T, A, F, Fut>(
     request: http::Request<Body>,
     max: usize,
     unsent: UnsentBudget,
@@ -223,7 +230,8 @@ async fn streaming<T, F, Fut>(
 where
     T: Message + Default + Send + 'static,
     F: FnOnce(Request<T>) -> Fut,
-    Fut: std::future::Future<Output = Result<BoxStream<'static, Result<WatchEvent, Status>>, Status>>,
+    A: Chunks + Send + 'static,
+    Fut: std::future::Future<Output = Result<BoxStream<'static, Result<A, Status>>, Status>>,
 {
     let request = request_of(request, max).await?;
     let events = handle(request).await?;

@@ -11,7 +11,7 @@ use super::admission::{Admission, Slot};
 use super::metrics::Metrics;
 use super::render_cache::RenderCache;
 use super::to_proto::{self, Presentation};
-use super::wire::{ListPage, SharedExecution, WatchEvent};
+use super::wire::{FeedEvent, ListPage, SharedExecution, WatchEvent};
 use super::{caller, from_proto, size};
 use crate::domain::{Execution, View};
 use crate::error::Error;
@@ -87,6 +87,7 @@ impl ExecutionApi {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>>;
+type FeedStream = Pin<Box<dyn Stream<Item = Result<FeedEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ExecutionService for ExecutionApi {
@@ -241,6 +242,37 @@ impl ExecutionService for ExecutionApi {
             };
             event
                 .map(|e| out.watch_event(&e, &renders))
+                .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(responses)))
+    }
+
+    type WatchExecutionsStream = FeedStream;
+
+    async fn watch_executions(
+        &self,
+        request: Request<pb::WatchExecutionsRequest>,
+    ) -> Result<Response<Self::WatchExecutionsStream>, Status> {
+        let _slot = self.admit(&request)?;
+        let caller = caller::of(&request);
+        let req = request.into_inner();
+        let zone = from_proto::time_zone(&req.time_zone, self.default_zone)?;
+        let feed = from_proto::feed_request(req)?;
+        let view = feed.view;
+        let events = self
+            .executions
+            .watch_many(&caller, feed)
+            .await
+            .map_err(|e| self.failed(e))?;
+        let (renders, hashids) = (self.renders.clone(), self.executions.hashids_arc());
+        let responses = events.map(move |event| {
+            let out = Presentation {
+                view,
+                zone,
+                hashids: &hashids,
+            };
+            event
+                .map(|e| out.feed_event(&e, &renders))
                 .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(responses)))

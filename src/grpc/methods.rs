@@ -91,6 +91,10 @@ static KNOWN: &[Rpc] = &[
         "workflow.executions.v1.ExecutionService/WatchExecution",
         RpcType::ServerStream,
     ),
+    rpc(
+        "workflow.executions.v1.ExecutionService/WatchExecutions",
+        RpcType::ServerStream,
+    ),
     rpc("grpc.health.v1.Health/Check", RpcType::Unary),
     rpc("grpc.health.v1.Health/Watch", RpcType::ServerStream),
     rpc(

@@ -63,6 +63,10 @@ impl From<Error> for Status {
                 metadata.insert("last_revision".to_owned(), last_revision.to_string());
                 (Code::Unavailable, "SERVER_SHUTTING_DOWN")
             }
+            Error::FeedShuttingDown { cursor } => {
+                metadata.insert("resume_cursor".to_owned(), cursor.clone());
+                (Code::Unavailable, "SERVER_SHUTTING_DOWN")
+            }
             Error::ServiceUnknown(_) => (Code::NotFound, "SERVICE_NOT_FOUND"),
             Error::Unauthenticated => (Code::Unauthenticated, "UNAUTHENTICATED"),
             Error::PermissionDenied { reason, .. } => (Code::PermissionDenied, *reason),

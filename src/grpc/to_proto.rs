@@ -12,7 +12,7 @@ use crate::domain::{
     FullExecution, HashidCodec, Header, RecordedEvent, Template, View, time,
 };
 use crate::proto::v1 as pb;
-use crate::service::{EventsPage, WatchEvent};
+use crate::service::{EventsPage, FeedEvent, WatchEvent};
 
 /// `Execution.object` of every execution.
 pub const OBJECT_TYPE: &str = "execution";
@@ -51,6 +51,35 @@ impl Presentation<'_> {
             revision,
             execution: execution.map(|e| cache.full_execution(self, e)),
             sent_at: Some(timestamp(Utc::now())),
+        }
+    }
+
+    /// The wire form of a WatchExecutions message, its execution encoded through
+    /// `cache`.
+    pub fn feed_event(&self, event: &FeedEvent, cache: &RenderCache) -> wire::FeedEvent {
+        let (kind, execution, cursor, left_filter) = match event {
+            FeedEvent::Snapshot { execution, cursor } => {
+                (pb::WatchEventKind::Snapshot, Some(execution), cursor, false)
+            }
+            FeedEvent::Update {
+                execution,
+                left_filter,
+                cursor,
+            } => (
+                pb::WatchEventKind::Update,
+                Some(execution),
+                cursor,
+                *left_filter,
+            ),
+            FeedEvent::Synced { cursor } => (pb::WatchEventKind::Synced, None, cursor, false),
+            FeedEvent::Heartbeat { cursor } => (pb::WatchEventKind::Heartbeat, None, cursor, false),
+        };
+        wire::FeedEvent {
+            kind: kind as i32,
+            execution: execution.map(|c| cache.execution(self, &c.execution)),
+            cursor: cursor.to_string(),
+            sent_at: Some(timestamp(Utc::now())),
+            left_filter,
         }
     }
 

@@ -246,6 +246,103 @@ impl Message for WatchEvent {
     }
 }
 
+/// A `workflow.executions.v1.WatchExecutionsResponse` with a shared execution.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FeedEvent {
+    /// `WatchEventKind` as its number.
+    pub kind: i32,
+    /// The execution (absent on SYNCED and HEARTBEAT).
+    pub execution: Option<SharedExecution>,
+    /// Where to resume from.
+    pub cursor: String,
+    /// When the server sent it.
+    pub sent_at: Option<prost_types::Timestamp>,
+    /// The execution left the filters.
+    pub left_filter: bool,
+}
+
+impl FeedEvent {
+    /// The fields after the execution.
+    fn encode_tail(&self, buf: &mut impl BufMut) {
+        if !self.cursor.is_empty() {
+            encoding::string::encode(3, &self.cursor, buf);
+        }
+        if let Some(sent_at) = &self.sent_at {
+            encoding::message::encode(4, sent_at, buf);
+        }
+        if self.left_filter {
+            encoding::bool::encode(5, &self.left_filter, buf);
+        }
+    }
+
+    fn tail_len(&self) -> usize {
+        (if self.cursor.is_empty() {
+            0
+        } else {
+            encoding::string::encoded_len(3, &self.cursor)
+        }) + self
+            .sent_at
+            .as_ref()
+            .map_or(0, |t| encoding::message::encoded_len(4, t))
+            + if self.left_filter {
+                encoding::bool::encoded_len(5, &self.left_filter)
+            } else {
+                0
+            }
+    }
+}
+
+impl Message for FeedEvent {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        if self.kind != 0 {
+            encoding::int32::encode(1, &self.kind, buf);
+        }
+        if let Some(execution) = &self.execution {
+            encode_execution(2, execution, buf);
+        }
+        self.encode_tail(buf);
+    }
+
+    sent_only!();
+
+    fn encoded_len(&self) -> usize {
+        (if self.kind != 0 {
+            encoding::int32::encoded_len(1, &self.kind)
+        } else {
+            0
+        }) + self.execution.as_ref().map_or(0, |e| execution_len(2, e))
+            + self.tail_len()
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+impl Chunks for FeedEvent {
+    /// The kind, the shared execution, and the fields after it.
+    fn chunks(self) -> (usize, Vec<Bytes>) {
+        let len = self.encoded_len();
+        let mut before = Vec::with_capacity(16);
+        if self.kind != 0 {
+            encoding::int32::encode(1, &self.kind, &mut before);
+        }
+        let mut chunks = Vec::with_capacity(3);
+        if let Some(execution) = &self.execution {
+            encoding::encode_key(2, WireType::LengthDelimited, &mut before);
+            encoding::encode_varint(execution.len() as u64, &mut before);
+            chunks.push(Bytes::from(before));
+            chunks.push(execution.0.clone());
+        } else {
+            chunks.push(Bytes::from(before));
+        }
+        let mut after = Vec::with_capacity(self.tail_len());
+        self.encode_tail(&mut after);
+        chunks.push(Bytes::from(after));
+        (len, chunks)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +412,33 @@ mod tests {
                 generated.encode_to_vec(),
                 "the chunks, joined"
             );
+        }
+
+        for (kind, with, cursor, left) in [
+            (1, true, "c1", false),
+            (2, true, "c2", true),
+            (4, false, "c3", false),
+            (3, false, "", false),
+        ] {
+            let event = FeedEvent {
+                kind,
+                execution: with.then(|| shared.clone()),
+                cursor: cursor.into(),
+                sent_at: Some(sent_at),
+                left_filter: left,
+            };
+            let generated = pb::WatchExecutionsResponse {
+                kind,
+                execution: with.then(|| e.clone()),
+                cursor: cursor.into(),
+                sent_at: Some(sent_at),
+                left_filter: left,
+            };
+            assert_eq!(event.encode_to_vec(), generated.encode_to_vec());
+            assert_eq!(event.encoded_len(), generated.encoded_len());
+            let (len, chunks) = event.chunks();
+            assert_eq!(len, generated.encoded_len());
+            assert_eq!(chunks.concat(), generated.encode_to_vec());
         }
     }
 }

@@ -9,6 +9,8 @@
 
 mod caller;
 mod change;
+mod feed;
+mod feed_cursor;
 mod fleet;
 mod history;
 mod page_token;
@@ -19,6 +21,7 @@ mod watch;
 mod write;
 
 pub use caller::Caller;
+pub use feed::{FeedEvent, FeedRequest, FeedStream};
 pub use history::{EventsPage, EventsRequest};
 pub use read::{ListRequest, Page};
 pub use watch::{WatchEvent, WatchSettings, WatchStream};
@@ -30,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::changes::ChangeHub;
+use crate::changes::reader::ChangeReader;
 use crate::db::Database;
 use crate::domain::{ExecutionRef, HashidCodec};
 use crate::error::Error;
@@ -39,6 +43,8 @@ use crate::error::Error;
 pub struct Executions {
     db: Database,
     hub: ChangeHub,
+    /// Reads what changed once for every WatchExecutions feed on this replica.
+    reader: ChangeReader,
     hashids: Arc<HashidCodec>,
     watch_settings: WatchSettings,
     watch_permits: Arc<Semaphore>,
@@ -51,6 +57,7 @@ impl Executions {
     /// Serves executions stored in `db`, announcing changes on `hub`.
     pub fn new(db: Database, hub: ChangeHub, watch_settings: WatchSettings) -> Self {
         Self {
+            reader: ChangeReader::new(db.clone(), hub.clone()),
             db,
             hub,
             hashids: Default::default(),
@@ -61,10 +68,17 @@ impl Executions {
         }
     }
 
-    /// Starts relaying changes to and from other replicas (PostgreSQL; a no-op on SQLite)
-    /// until `token` is cancelled.
+    /// Starts relaying changes to and from other replicas (PostgreSQL) and reading them
+    /// for WatchExecutions feeds, until `token` is cancelled.
     pub fn start_relay(&self, token: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
-        crate::changes::relay::start(&self.db, &self.hub, token)
+        let mut tasks = crate::changes::relay::start(&self.db, &self.hub, token.clone());
+        tasks.push(self.reader.start(token));
+        tasks
+    }
+
+    /// Database reads the change reader made for feeds so far, and executions they read.
+    pub fn feed_reads(&self) -> (u64, u64) {
+        self.reader.reads()
     }
 
     /// Encodes and decodes hashids.

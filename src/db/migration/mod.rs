@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_create_executions;
 mod m0002_status_indexes;
 mod m0003_history_and_stop_events;
+mod m0004_change_marks;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_create_executions::Migration),
             Box::new(m0002_status_indexes::Migration),
             Box::new(m0003_history_and_stop_events::Migration),
+            Box::new(m0004_change_marks::Migration),
         ]
     }
 }

@@ -1,4 +1,5 @@
-//! ListExecutions: the filter, the order and the page.
+//! ListExecutions: the filter, the order and the page; and the same filter for
+//! CountExecutions and WatchExecutions.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use crate::domain::View;
 use crate::domain::listing::{ListFilter, SortOrder, page_size};
 use crate::error::Error;
 use crate::proto::v1 as pb;
-use crate::service::ListRequest;
+use crate::service::{FeedRequest, ListRequest};
 
 /// A ListExecutions request as a validated [`ListRequest`].
 pub fn list_request(req: pb::ListExecutionsRequest) -> Result<ListRequest, Error> {
@@ -52,6 +53,25 @@ pub fn count_filter(req: pb::CountExecutionsRequest) -> Result<ListFilter, Error
         created_after: req.created_after,
         created_before: req.created_before,
         execution_data: req.execution_data,
+    })
+}
+
+/// A WatchExecutions request as a validated [`FeedRequest`] (the cursor is checked
+/// against the filters by the use case).
+pub fn feed_request(req: pb::WatchExecutionsRequest) -> Result<FeedRequest, Error> {
+    let view = view(req.view, View::Basic)?;
+    let filter = list_filter(ListFilterFields {
+        statuses: &req.statuses,
+        key: req.key,
+        user_key: req.user_key,
+        created_after: req.created_after,
+        created_before: req.created_before,
+        execution_data: req.execution_data,
+    })?;
+    Ok(FeedRequest {
+        filter,
+        view,
+        resume_cursor: req.resume_cursor,
     })
 }
 

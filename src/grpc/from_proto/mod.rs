@@ -12,7 +12,7 @@ mod well_known;
 use chrono_tz::Tz;
 
 pub use fleet::{events_request, stop_request};
-pub use list::{count_filter, list_request};
+pub use list::{count_filter, feed_request, list_request};
 pub use start::new_execution;
 pub use update::action_update;
 pub use well_known::view;

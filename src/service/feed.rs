@@ -1,0 +1,282 @@
+//! WatchExecutions as a use case: one live, resumable feed of every execution that
+//! matches a filter.
+//!
+//! A feed subscribes to the replica's change reader first, then reads the database in
+//! keyset pages: without a cursor, every execution that matches now (SNAPSHOTs); with one,
+//! every execution that changed since the cursor's point (UPDATEs). Then SYNCED, then the
+//! reader's batches as UPDATEs, with a HEARTBEAT after each quiet interval.
+//!
+//! The feed remembers what it has sent as [`Knowledge`]: per stretch of the keyset
+//! order, the commit point up to which every change has been handled. A change it already
+//! knows is never sent again, so revisions strictly increase per execution on a stream.
+//! A feed that falls behind the reader's broadcast (its client reads slowly or not at
+//! all) is not buffered for: when it reads again it catches up from the database with
+//! its own filter, which yields each changed execution once, at its newest state.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{Caller, Executions, feed_cursor};
+use crate::changes::reader::Batch;
+use crate::db;
+use crate::domain::View;
+use crate::domain::feed::{
+    Changed, CommitPoint, Knowledge, Membership, fixed_fields_match, membership,
+};
+use crate::domain::listing::{Cursor, ListFilter};
+use crate::error::Error;
+
+/// Executions per page of a feed's catch-up.
+pub const CATCH_UP_PAGE: u64 = 100;
+
+/// What a feed asks for, already validated field by field.
+#[derive(Clone, Debug)]
+pub struct FeedRequest {
+    /// Which executions (ListExecutions' filters).
+    pub filter: ListFilter,
+    /// How much of each execution.
+    pub view: View,
+    /// A cursor of an earlier feed with the same filter; empty to start with a snapshot.
+    pub resume_cursor: String,
+}
+
+/// One message of a feed.
+#[derive(Clone, Debug)]
+pub enum FeedEvent {
+    /// An execution that matched when the feed opened.
+    Snapshot {
+        /// Its state.
+        execution: Arc<Changed>,
+        /// Where to resume from after this message.
+        cursor: Arc<str>,
+    },
+    /// The initial state (or the catch-up of a resumed feed) is complete.
+    Synced {
+        /// Where to resume from.
+        cursor: Arc<str>,
+    },
+    /// An execution changed.
+    Update {
+        /// Its new state.
+        execution: Arc<Changed>,
+        /// True when it no longer matches the filter: nothing more about it follows.
+        left_filter: bool,
+        /// Where to resume from after this message.
+        cursor: Arc<str>,
+    },
+    /// Nothing matching changed for a while.
+    Heartbeat {
+        /// Where to resume from.
+        cursor: Arc<str>,
+    },
+}
+
+/// The stream a feed returns.
+pub type FeedStream = Pin<Box<dyn Stream<Item = Result<FeedEvent, Error>> + Send>>;
+
+impl Executions {
+    /// Opens a feed. Fails before any message: INVALID_ARGUMENT for a cursor that is not
+    /// one of this database's or was handed out for other filters (or lies ahead of the
+    /// database), RESOURCE_EXHAUSTED past the watch limit (feeds count as watches). A
+    /// caller confined to a tenant follows that tenant's executions only, whatever its
+    /// filter says.
+    pub async fn watch_many(
+        &self,
+        caller: &Caller,
+        mut request: FeedRequest,
+    ) -> Result<FeedStream, Error> {
+        let permit = self
+            .watch_permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::TooManyWatches {
+                limit: self.watch_settings.max_watches,
+            })?;
+        if let Some(tenant) = &caller.tenant {
+            request.filter.user_key = Some(tenant.clone());
+        }
+        let fingerprint = feed_cursor::fingerprint(&request.filter);
+        let resume =
+            feed_cursor::decode(&request.resume_cursor, fingerprint, self.db.is_postgres())?;
+        // Subscribe before any read: every change after the subscription comes through
+        // the reader, every change before it is in the reads below.
+        let mut tuned = self.reader.subscribe(request.view).await?;
+        if let Some(point) = &resume {
+            let now = db::commit_point(self.db.conn()).await?;
+            if !now.includes(point) {
+                return Err(Error::invalid(
+                    "resume_cursor",
+                    "INVALID_RESUME_CURSOR",
+                    "resume_cursor lies ahead of this database: it was handed out by another one",
+                ));
+            }
+        }
+        let feed = Feed {
+            executions: self.clone(),
+            filter: request.filter,
+            view: request.view,
+            fingerprint,
+        };
+        let heartbeat = self.watch_settings.heartbeat;
+        let shutdown = self.watch_shutdown.clone();
+        Ok(Box::pin(async_stream::stream! {
+            let _permit = permit;
+            let snapshot = resume.is_none();
+            let mut knowledge = Knowledge::up_to(resume.unwrap_or(CommitPoint::Origin));
+            let mut synced = false;
+            let mut quiet = tokio::time::interval_at(
+                tokio::time::Instant::now() + heartbeat,
+                heartbeat,
+            );
+            quiet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                // Catch up from the database: the first time, and whenever the feed fell
+                // behind the reader.
+                let first = snapshot && !synced;
+                let from = knowledge.oldest().clone();
+                let cursor = feed.cursor(&from);
+                let mut stretches = Vec::new();
+                let mut after = None;
+                loop {
+                    let (point, page) = match feed.page(first, &from, after).await {
+                        Ok(read) => read,
+                        Err(err) => {
+                            yield Err(err);
+                            return;
+                        }
+                    };
+                    let end = (page.len() as u64 == CATCH_UP_PAGE)
+                        .then(|| page.last().map(|c| c.position()))
+                        .flatten();
+                    for changed in page {
+                        if knowledge.knows(changed.position(), changed.mark) {
+                            continue;
+                        }
+                        let Some(joined) = membership(&feed.filter, changed.execution.header.status) else {
+                            continue;
+                        };
+                        let execution = Arc::new(changed);
+                        yield Ok(if first {
+                            FeedEvent::Snapshot { execution, cursor: cursor.clone() }
+                        } else {
+                            FeedEvent::Update {
+                                execution,
+                                left_filter: joined == Membership::Left,
+                                cursor: cursor.clone(),
+                            }
+                        });
+                    }
+                    stretches.push((end, point));
+                    if end.is_none() {
+                        break;
+                    }
+                    after = end;
+                }
+                knowledge = Knowledge::by_stretch(stretches);
+                if !synced {
+                    synced = true;
+                    yield Ok(FeedEvent::Synced { cursor: feed.cursor(knowledge.oldest()) });
+                }
+                quiet.reset();
+                // Live: the reader's batches, until the feed falls behind.
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = shutdown.cancelled() => {
+                            yield Err(Error::FeedShuttingDown {
+                                cursor: feed.cursor(knowledge.oldest()).to_string(),
+                            });
+                            return;
+                        }
+                        received = tuned.batches.recv() => {
+                            let batch = match received {
+                                Ok(batch) => batch,
+                                Err(RecvError::Lagged(_)) => break,
+                                Err(RecvError::Closed) => {
+                                    yield Err(Error::FeedShuttingDown {
+                                        cursor: feed.cursor(knowledge.oldest()).to_string(),
+                                    });
+                                    return;
+                                }
+                            };
+                            let Batch::Changes { point, changes } = &*batch else {
+                                break;
+                            };
+                            let picked: Vec<(Arc<Changed>, Membership)> = changes
+                                .iter()
+                                .filter(|c| !knowledge.knows(c.position(), c.mark))
+                                .filter_map(|c| feed.relate(c).map(|m| (c.clone(), m)))
+                                .collect();
+                            let before = feed.cursor(knowledge.oldest());
+                            knowledge.advance(point);
+                            let after = feed.cursor(knowledge.oldest());
+                            let last = picked.len();
+                            for (i, (execution, joined)) in picked.into_iter().enumerate() {
+                                yield Ok(FeedEvent::Update {
+                                    execution,
+                                    left_filter: joined == Membership::Left,
+                                    // Resuming from `before` repeats the rest of this
+                                    // batch; `after` only once all of it was sent.
+                                    cursor: if i + 1 == last { after.clone() } else { before.clone() },
+                                });
+                                quiet.reset();
+                            }
+                        }
+                        _ = quiet.tick() => {
+                            yield Ok(FeedEvent::Heartbeat { cursor: feed.cursor(knowledge.oldest()) });
+                        }
+                    }
+                }
+            }
+        }))
+    }
+}
+
+/// What a feed's stream holds besides its state.
+struct Feed {
+    executions: Executions,
+    filter: ListFilter,
+    view: View,
+    fingerprint: [u8; 8],
+}
+
+impl Feed {
+    fn cursor(&self, point: &CommitPoint) -> Arc<str> {
+        feed_cursor::encode(point, self.fingerprint).into()
+    }
+
+    /// How a changed execution from the reader relates to the filter.
+    fn relate(&self, changed: &Changed) -> Option<Membership> {
+        fixed_fields_match(&self.filter, &changed.execution.header, changed.data())
+            .then(|| membership(&self.filter, changed.execution.header.status))
+            .flatten()
+    }
+
+    /// One page of a catch-up from `from`, strictly after `after`, with the point it was
+    /// read at. The `first` catch-up of a new feed reads what matches now; later ones
+    /// also read what changed and no longer matches its statuses (it may have left).
+    async fn page(
+        &self,
+        first: bool,
+        from: &CommitPoint,
+        after: Option<Cursor>,
+    ) -> Result<(CommitPoint, Vec<Changed>), Error> {
+        let filter = if first {
+            self.filter.clone()
+        } else {
+            ListFilter {
+                statuses: Vec::new(),
+                ..self.filter.clone()
+            }
+        };
+        let db = &self.executions.db;
+        let txn = db.begin_read(None).await?;
+        let point = db::commit_point(&txn).await?;
+        let page = db::changed_page(&txn, &filter, from, after, self.view, CATCH_UP_PAGE).await?;
+        txn.commit().await?;
+        Ok((point, page))
+    }
+}
