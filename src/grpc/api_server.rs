@@ -257,14 +257,34 @@ fn frame(
         Some(encoding) => (1u8, vec![compress(encoding, &chunks)?]),
     };
     let len: usize = chunks.iter().map(Bytes::len).sum();
-    let mut prefix = BytesMut::with_capacity(5);
-    prefix.put_u8(flag);
-    prefix.put_u32(u32::try_from(len).map_err(|_| too_large(len, max))?);
+    let mut small = BytesMut::with_capacity(5 + len.min(SHARE_FROM_BYTES));
+    small.put_u8(flag);
+    small.put_u32(u32::try_from(len).map_err(|_| too_large(len, max))?);
+    // Each chunk becomes a DATA frame of its own. Small chunks (the prefix, the fields
+    // around an execution, a small execution) are joined into one, so that a message is
+    // one frame unless it carries a large shared execution: receivers count small frames
+    // they hold unread against a budget (h2 0.4.20 sends GOAWAY ENHANCE_YOUR_CALM
+    // "too_many_data_frames" past it), and a slow reader of a feed holds many messages.
     let mut framed = VecDeque::with_capacity(chunks.len() + 1);
-    framed.push_back(prefix.freeze());
-    framed.extend(chunks);
+    for chunk in chunks {
+        if chunk.len() < SHARE_FROM_BYTES {
+            small.extend_from_slice(&chunk);
+        } else {
+            if !small.is_empty() {
+                framed.push_back(small.split().freeze());
+            }
+            framed.push_back(chunk);
+        }
+    }
+    if !small.is_empty() {
+        framed.push_back(small.freeze());
+    }
     Ok(framed)
 }
+
+/// Chunks of an answer at least this large are sent as they are (shared); smaller ones
+/// are copied together into one frame.
+const SHARE_FROM_BYTES: usize = 8 * 1024;
 
 fn too_large(len: usize, max: usize) -> Status {
     Status::out_of_range(format!(

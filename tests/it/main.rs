@@ -24,6 +24,7 @@ mod concurrency;
 mod counts;
 mod dashboard;
 mod deadlines;
+mod feed;
 mod filters;
 mod fleet;
 mod grpcurl;
