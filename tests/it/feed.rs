@@ -95,8 +95,8 @@ async fn stop(client: &mut Client, id: &str) -> pb::Execution {
         .into_inner()
 }
 
-/// 1. Without a cursor: a SNAPSHOT of every execution that matches now, newest first,
-/// each once, across more than one catch-up page (100), then SYNCED.
+/// Promise 1: Without a cursor: a SNAPSHOT of every execution that matches now, newest
+/// first, each once, across more than one catch-up page (100), then SYNCED.
 async fn a_feed_snapshots_what_matches_then_says_synced(server: &TestServer) {
     let mut client = server.client.clone();
     let mut running_ids = Vec::new();
@@ -124,9 +124,9 @@ async fn a_feed_snapshots_what_matches_then_says_synced(server: &TestServer) {
     assert_eq!(execution(&snapshots[0]).template, None, "BASIC by default");
 }
 
-/// 2. After SYNCED: each change of a matching execution as an UPDATE with its new state;
-/// a new matching execution appears; one that stops matching gets one last UPDATE with
-/// `left_filter`; executions outside the filter send nothing.
+/// Promise 2: After SYNCED: each change of a matching execution as an UPDATE with its new
+/// state; a new matching execution appears; one that stops matching gets one last UPDATE
+/// with `left_filter`; executions outside the filter send nothing.
 async fn changes_arrive_as_updates_and_leavers_leave_once(server: &TestServer) {
     let mut client = server.client.clone();
     let a = start(&mut client, "live", chain(2)).await;
@@ -162,9 +162,10 @@ async fn changes_arrive_as_updates_and_leavers_leave_once(server: &TestServer) {
     assert!(no_change_for(&mut feed, Duration::from_millis(1_500)).await);
 }
 
-/// 3. A client that stops reading is not buffered for and not disconnected: when it reads
-/// again it gets each execution's changes coalesced (fewer messages than changes), with
-/// revisions strictly increasing per execution, ending at every execution's final state.
+/// Promise 3: A client that stops reading is not buffered for and not disconnected: when it
+/// reads again it gets each execution's changes coalesced (fewer messages than changes),
+/// with revisions strictly increasing per execution, ending at every execution's final
+/// state.
 async fn a_slow_reader_gets_coalesced_newest_states_with_rising_revisions(server: &TestServer) {
     const EXECUTIONS: usize = 60;
     const NODES: usize = 4;
@@ -247,9 +248,10 @@ async fn a_slow_reader_gets_coalesced_newest_states_with_rising_revisions(server
     assert!(no_change_for(&mut feed, Duration::from_millis(1_500)).await);
 }
 
-/// 4. A new stream with the cursor of an earlier one's last message gets every matching
-/// execution that changed meanwhile, at its current state (a leaver marked as such), then
-/// SYNCED, then live changes; a heartbeat's cursor resumes with nothing to catch up.
+/// Promise 4: A new stream with the cursor of an earlier one's last message gets every
+/// matching execution that changed meanwhile, at its current state (a leaver marked as
+/// such), then SYNCED, then live changes; a heartbeat's cursor resumes with nothing to
+/// catch up.
 async fn a_resumed_feed_gets_what_changed_then_synced_then_live(server: &TestServer) {
     let mut client = server.client.clone();
     let changed = start(&mut client, "resume", chain(2)).await;
@@ -325,8 +327,8 @@ async fn a_resumed_feed_gets_what_changed_then_synced_then_live(server: &TestSer
     let _ = cursor;
 }
 
-/// 7. Filters are validated like ListExecutions'; a cursor is refused when it is not one,
-/// or was handed out for other filters. Nothing is sent before the error.
+/// Promise 7: Filters are validated like ListExecutions'; a cursor is refused when it is
+/// not one, or was handed out for other filters. Nothing is sent before the error.
 async fn bad_filters_and_cursors_fail_before_any_message(server: &TestServer) {
     let mut client = server.client.clone();
     let mut feed = open(&mut client, running("k")).await.unwrap();
@@ -386,8 +388,8 @@ async fn bad_filters_and_cursors_fail_before_any_message(server: &TestServer) {
     }
 }
 
-/// 7. A token confined to a tenant follows its tenant's executions only, whatever its
-/// filter says.
+/// Promise 7: A token confined to a tenant follows its tenant's executions only, whatever
+/// its filter says.
 async fn a_confined_feed_follows_its_tenant_only(server: &TestServer) {
     let mut client = server.client.clone();
     start_as(&mut client, WRITER_TOKEN, "t", "globex")
@@ -419,8 +421,8 @@ async fn a_confined_feed_follows_its_tenant_only(server: &TestServer) {
     assert_eq!(execution(&next_change(&mut feed).await).id, again.id);
 }
 
-/// 5. A HEARTBEAT after each quiet interval, carrying a cursor to resume from; and 7. the
-/// watch limit counts feeds.
+/// Promise 5: A HEARTBEAT after each quiet interval, carrying a cursor to resume from; and
+/// promise 7: the watch limit counts feeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn heartbeats_carry_a_cursor_and_feeds_count_as_watches() {
     let server = TestServer::builder()
@@ -450,8 +452,8 @@ async fn heartbeats_carry_a_cursor_and_feeds_count_as_watches() {
     server.stop().await;
 }
 
-/// 7. On shutdown a feed ends with UNAVAILABLE naming, in its ErrorInfo, the cursor to
-/// resume from: that of the last message it sent.
+/// Promise 7: On shutdown a feed ends with UNAVAILABLE naming, in its ErrorInfo, the cursor
+/// to resume from: that of the last message it sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_ends_a_feed_naming_its_cursor() {
     use tonic_types::StatusExt;
@@ -469,9 +471,9 @@ async fn shutdown_ends_a_feed_naming_its_cursor() {
     );
 }
 
-/// 4. On PostgreSQL, a change whose transaction began (and wrote) before a cursor was
-/// handed out and committed after it is not skipped: neither by a feed resumed from that
-/// cursor nor by the open feed that handed it out.
+/// Promise 4: On PostgreSQL, a change whose transaction began (and wrote) before a cursor
+/// was handed out and committed after it is not skipped: neither by a feed resumed from
+/// that cursor nor by the open feed that handed it out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
 async fn a_late_commit_is_not_skipped() {
@@ -522,8 +524,8 @@ async fn a_late_commit_is_not_skipped() {
     server.stop().await;
 }
 
-/// 6. On PostgreSQL, changes made through one replica reach feeds on another, also while
-/// that replica's listening connection is cut (a lost notification is caught up).
+/// Promise 6: On PostgreSQL, changes made through one replica reach feeds on another, also
+/// while that replica's listening connection is cut (a lost notification is caught up).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
 async fn changes_reach_feeds_on_another_replica_even_without_notifications() {
