@@ -17,6 +17,7 @@ db_tests!(
     a_slow_reader_gets_coalesced_newest_states_with_rising_revisions,
     a_resumed_feed_gets_what_changed_then_synced_then_live,
     bad_filters_and_cursors_fail_before_any_message,
+    live_changes_match_filters_as_the_database_does,
 );
 
 db_tests!(config = super::tokens_config; a_confined_feed_follows_its_tenant_only);
@@ -569,4 +570,86 @@ async fn changes_reach_feeds_on_another_replica_even_without_notifications() {
     }
     b.stop().await;
     a.stop().await;
+}
+
+/// Promise 2, the filters: a feed matches a live change in memory (the database matched
+/// its snapshot). For random `execution_data` documents and filters (literal keys with
+/// punctuation and unicode, numbers by value, nested values), each feed announces exactly
+/// the executions ListExecutions finds with the same filter. The seed is printed, and
+/// `FILTER_SEED` replays one.
+async fn live_changes_match_filters_as_the_database_does(server: &TestServer) {
+    use rand::SeedableRng;
+    use rand::seq::IndexedRandom;
+    use serde_json::Value;
+    let seed = std::env::var("FILTER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    eprintln!("feed filter test: FILTER_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut client = server.client.clone();
+    let documents: Vec<_> = (0..30)
+        .map(|_| crate::filters::random_document(&mut rng))
+        .collect();
+    // Half the filters are parts of a document (so they match something), half random.
+    let filters: Vec<serde_json::Map<String, Value>> = (0..12)
+        .map(|i| {
+            if i % 2 == 0 {
+                let doc = documents.choose(&mut rng).unwrap();
+                let (k, v) = doc.iter().next().unwrap();
+                serde_json::Map::from_iter([(k.clone(), v.clone())])
+            } else {
+                crate::filters::random_document(&mut rng)
+            }
+        })
+        .collect();
+    let mut feeds = Vec::new();
+    for filter in &filters {
+        let mut feed = open(
+            &mut client,
+            pb::WatchExecutionsRequest {
+                key: "matched".into(),
+                execution_data: Some(to_struct(&Value::Object(filter.clone()))),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let (before, _) = until_synced(&mut feed).await;
+        assert!(before.is_empty());
+        feeds.push(feed);
+    }
+    for (i, doc) in documents.iter().enumerate() {
+        let mut request = start_request_for("matched", "");
+        request.name = format!("doc{i:02}");
+        request.execution_data = Some(to_struct(&Value::Object(doc.clone())));
+        client.start_execution(request).await.expect("start");
+    }
+    for (filter, feed) in filters.iter().zip(&mut feeds) {
+        let mut listed: Vec<String> = client
+            .list_executions(pb::ListExecutionsRequest {
+                key: "matched".into(),
+                page_size: 500,
+                execution_data: Some(to_struct(&Value::Object(filter.clone()))),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .executions
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        listed.sort();
+        let mut announced = Vec::new();
+        while listed.len() > announced.len() {
+            announced.push(execution(&next_change(feed).await).name.clone());
+        }
+        assert!(
+            no_change_for(feed, Duration::from_millis(300)).await,
+            "filter {filter:?}: more than List finds"
+        );
+        announced.sort();
+        assert_eq!(announced, listed, "filter {filter:?} (FILTER_SEED={seed})");
+    }
 }

@@ -39,7 +39,7 @@ fn random_value(rng: &mut StdRng, depth: u32) -> Value {
     }
 }
 
-fn random_document(rng: &mut StdRng) -> serde_json::Map<String, Value> {
+pub(crate) fn random_document(rng: &mut StdRng) -> serde_json::Map<String, Value> {
     let mut doc = serde_json::Map::new();
     for _ in 0..rng.random_range(1..4) {
         doc.insert(
@@ -51,7 +51,7 @@ fn random_document(rng: &mut StdRng) -> serde_json::Map<String, Value> {
 }
 
 /// JSON equality with numbers compared by value (so `-0` equals `0`).
-fn same(a: &Value, b: &Value) -> bool {
+pub(crate) fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         (Value::Array(x), Value::Array(y)) => {
