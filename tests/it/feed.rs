@@ -413,6 +413,10 @@ async fn a_confined_feed_follows_its_tenant_only(server: &TestServer) {
     let (snapshots, _) = until_synced(&mut feed).await;
     let ids: Vec<&str> = snapshots.iter().map(|m| execution(m).id.as_str()).collect();
     assert_eq!(ids, [ours.id.as_str()]);
+    let err = open(&mut client, pb::WatchExecutionsRequest::default())
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::Unauthenticated, "UNAUTHENTICATED", None);
     start_as(&mut client, WRITER_TOKEN, "t", "globex")
         .await
         .unwrap();
@@ -423,7 +427,7 @@ async fn a_confined_feed_follows_its_tenant_only(server: &TestServer) {
 }
 
 /// Promise 5: A HEARTBEAT after each quiet interval, carrying a cursor to resume from; and
-/// promise 7: the watch limit counts feeds.
+/// promise 7: the watch limit counts feeds, and a deadline ends a feed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn heartbeats_carry_a_cursor_and_feeds_count_as_watches() {
     let server = TestServer::builder()
@@ -450,6 +454,25 @@ async fn heartbeats_carry_a_cursor_and_feeds_count_as_watches() {
     let _second = open(&mut client, running("hb")).await.unwrap();
     let err = open(&mut client, running("hb")).await.unwrap_err();
     assert_error(&err, Code::ResourceExhausted, "TOO_MANY_WATCHES", None);
+    drop(feed);
+    drop(_second);
+
+    // A deadline ends a feed as it ends any call (and gives its watch back).
+    let mut request = tonic::Request::new(running("hb"));
+    request.set_timeout(Duration::from_millis(700));
+    let mut feed = client.watch_executions(request).await.unwrap().into_inner();
+    until_synced(&mut feed).await;
+    let ended = loop {
+        match next_within(&mut feed, 5).await {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    let err = ended.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
     server.stop().await;
 }
 
