@@ -167,9 +167,22 @@ impl Collector for ServiceFigures {
         let open = ConstGauge::new(self.0.open_watches() as i64);
         open.encode(encoder.encode_descriptor(
             "open_watches",
-            "WatchExecution streams open now",
+            "WatchExecution and WatchExecutions streams open now",
             None,
             MetricType::Gauge,
+        )?)?;
+        let (rounds, read) = self.0.feed_reads();
+        ConstCounter::new(rounds).encode(encoder.encode_descriptor(
+            "feed_reads",
+            "Database reads of the change reader, which reads changes once for every WatchExecutions feed on this replica",
+            None,
+            MetricType::Counter,
+        )?)?;
+        ConstCounter::new(read).encode(encoder.encode_descriptor(
+            "feed_executions_read",
+            "Changed executions the change reader read for WatchExecutions feeds",
+            None,
+            MetricType::Counter,
         )?)?;
         let published = ConstCounter::new(self.0.changes_published());
         published.encode(encoder.encode_descriptor(
