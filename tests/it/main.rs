@@ -25,6 +25,7 @@ mod counts;
 mod dashboard;
 mod deadlines;
 mod feed;
+mod feed_edges;
 mod filters;
 mod fleet;
 mod grpcurl;

@@ -6,6 +6,7 @@
 //! - [`fixtures`]: templates and requests, and the calls tests make over and over.
 //! - [`assertions`]: error details, stats and the invariants of a stored execution.
 //! - [`streams`]: stream reads under a timeout, and the watch helpers.
+//! - [`feeds`]: WatchExecutions streams.
 //! - [`tokens`]: bearer tokens and the tokens file of the auth tests.
 //! - [`locks`]: locks held from outside the server, to make a call wait.
 //! - [`probes`]: health, metrics and free ports.
@@ -15,6 +16,7 @@
 pub mod assertions;
 pub mod binary;
 pub mod database;
+pub mod feeds;
 pub mod fixtures;
 pub mod locks;
 pub mod probes;
@@ -26,6 +28,7 @@ pub mod tokens;
 pub use assertions::*;
 pub use binary::*;
 pub use database::*;
+pub use feeds::*;
 pub use fixtures::*;
 pub use locks::*;
 pub use probes::*;
