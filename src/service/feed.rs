@@ -88,13 +88,7 @@ impl Executions {
         caller: &Caller,
         mut request: FeedRequest,
     ) -> Result<FeedStream, Error> {
-        let permit = self
-            .watch_permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::TooManyWatches {
-                limit: self.watch_settings.max_watches,
-            })?;
+        let permit = self.watch_permit()?;
         if let Some(tenant) = &caller.tenant {
             request.filter.user_key = Some(tenant.clone());
         }

@@ -71,13 +71,7 @@ impl Executions {
         target: ExecutionRef,
         since_revision: i64,
     ) -> Result<WatchStream, Error> {
-        let permit = self
-            .watch_permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::TooManyWatches {
-                limit: self.watch_settings.max_watches,
-            })?;
+        let permit = self.watch_permit()?;
         let id = match (target, &caller.tenant) {
             // An unconfined watcher of a known id goes straight to the shared slot.
             (ExecutionRef::Id(id), None) => id,
@@ -165,6 +159,17 @@ impl Executions {
             Some(published) if published.header.revision > read.header.revision => published,
             _ => read,
         })
+    }
+
+    /// One of the replica's watches (WatchExecution and WatchExecutions streams count
+    /// alike), held for the stream's life; RESOURCE_EXHAUSTED when none is left.
+    pub(super) fn watch_permit(&self) -> Result<OwnedSemaphorePermit, Error> {
+        self.watch_permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::TooManyWatches {
+                limit: self.watch_settings.max_watches,
+            })
     }
 
     /// Ends every open watch with [`Error::ShuttingDown`].
