@@ -32,6 +32,8 @@ use crate::error::Error;
 pub const POLL: Duration = Duration::from_secs(1);
 /// Most executions in one batch.
 pub const MAX_BATCH_ROWS: u64 = 256;
+/// Longest a round's statements may run.
+const ROUND_BUDGET: Duration = Duration::from_secs(10);
 /// Batches kept for feeds that read behind the others.
 pub const KEPT_BATCHES: usize = 64;
 
@@ -176,7 +178,9 @@ impl ChangeReader {
         } else {
             View::Basic
         };
-        let txn = inner.db.begin_read(None).await?;
+        // Bounded, so a round that hangs (while it holds what new feeds wait for) fails
+        // and is retried instead (PostgreSQL; SQLite statements are not cut short).
+        let txn = inner.db.begin_read(Some(ROUND_BUDGET)).await?;
         let point = db::commit_point(&txn).await?;
         if point == since {
             txn.commit().await?;

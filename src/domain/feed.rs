@@ -86,18 +86,34 @@ impl CommitPoint {
 }
 
 /// What a feed knows: for each stretch of the feed's keyset order (the order of its
-/// pages, newest first), the point up to which it has sent every change in that stretch.
+/// pages, newest first), the point up to which it has handled every change in that
+/// stretch (sent it, or found it not of interest).
 ///
-/// A feed reads the database in pages, each page from a snapshot of its own, so right
-/// after a catch-up the stretches are known up to different points; live changes then
-/// bring them all up to one. A change is new to the feed exactly when the point of its
-/// stretch does not see it: that is how a feed never sends one state twice, so revisions
-/// strictly increase per execution on a stream.
+/// A feed reads the database in pages, each page from a snapshot of its own, so during
+/// and right after a catch-up the stretches are known up to different points; the
+/// reader's batches then bring them up to one (see [`Knowledge::advance`]). A change is
+/// new to the feed exactly when the point of its stretch does not see it: that is how a
+/// feed never sends one state twice, so revisions strictly increase per execution on a
+/// stream. While a catch-up is under way, the stretches end at the last page read; what
+/// lies beyond is [`Seen::Unread`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Knowledge {
-    /// `(end, point)` in keyset order, points taken in that order (so never decreasing):
-    /// the stretch ends at `end` inclusive (`None`: the end of the order).
+    /// `(end, point)` in keyset order: the stretch ends at `end` inclusive (`None`: the
+    /// end of the order). Ends strictly decrease (newest first); points were taken in
+    /// stretch order and only move forward, so they never decrease along the stretches.
     stretches: Vec<(Option<Cursor>, CommitPoint)>,
+}
+
+/// What a feed knows of one change of one execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// Already handled: the feed sent this state or a newer one, or it was not of
+    /// interest.
+    Known,
+    /// Newer than what the feed has.
+    New,
+    /// In a stretch the running catch-up has not read yet: it will read its state there.
+    Unread,
 }
 
 impl Knowledge {
@@ -108,41 +124,71 @@ impl Knowledge {
         }
     }
 
-    /// Known stretch by stretch, as a catch-up's pages left it (`(end, point)` in keyset
-    /// order, the last ending at `None`).
-    pub fn by_stretch(stretches: Vec<(Option<Cursor>, CommitPoint)>) -> Self {
-        debug_assert!(stretches.last().is_some_and(|(end, _)| end.is_none()));
-        Self { stretches }
-    }
-
-    /// The point everything is known up to: a cursor that resumes from here misses
-    /// nothing (and may repeat what was sent since).
-    pub fn oldest(&self) -> &CommitPoint {
-        &self.stretches[0].1
-    }
-
-    /// The most recent point of any stretch.
-    pub fn newest(&self) -> &CommitPoint {
-        &self.stretches[self.stretches.len() - 1].1
-    }
-
-    /// True when the change stamped `mark` of the execution at `position` is already
-    /// known (sent, or not of interest at that state).
-    pub fn knows(&self, position: Cursor, mark: i64) -> bool {
-        let stretch = self
-            .stretches
-            .iter()
-            .find(|(end, _)| end.is_none_or(|end| newest_first_not_after(position, end)))
-            .unwrap_or(&self.stretches[self.stretches.len() - 1]);
-        stretch.1.sees(mark)
-    }
-
-    /// Once every change up to `point` has been handled: if `point` includes all that is
-    /// known, the knowledge becomes that one point.
-    pub fn advance(&mut self, point: &CommitPoint) {
-        if point.includes(self.newest()) {
-            self.stretches = vec![(None, point.clone())];
+    /// Knows nothing yet: a catch-up about to read its first page.
+    pub fn unread() -> Self {
+        Self {
+            stretches: Vec::new(),
         }
+    }
+
+    /// Adds the stretch a catch-up page covered: everything up to `end` (`None`: to the
+    /// end of the order) is known up to `point`, which was taken after every point
+    /// already held.
+    pub fn read_up_to(&mut self, end: Option<Cursor>, point: CommitPoint) {
+        match self.stretches.last_mut() {
+            Some((last_end, last_point)) if *last_point == point => *last_end = end,
+            _ => self.stretches.push((end, point)),
+        }
+    }
+
+    /// True once a catch-up has read to the end of the order.
+    pub fn is_complete(&self) -> bool {
+        self.stretches.last().is_some_and(|(end, _)| end.is_none())
+    }
+
+    /// The point everything read is known up to: a cursor that resumes from here misses
+    /// nothing (and may repeat what was sent since). `Origin` before anything was read.
+    pub fn oldest(&self) -> CommitPoint {
+        self.stretches
+            .first()
+            .map_or(CommitPoint::Origin, |(_, point)| point.clone())
+    }
+
+    /// What the feed knows of the change stamped `mark` of the execution at `position`.
+    pub fn seen(&self, position: Cursor, mark: i64) -> Seen {
+        // Ends strictly decrease: the stretches that end after `position` (newer than
+        // it) come first.
+        let at = self.stretches.partition_point(|(end, _)| {
+            end.is_some_and(|end| !newest_first_not_after(position, end))
+        });
+        match self.stretches.get(at) {
+            None => Seen::Unread,
+            Some((_, point)) if point.sees(mark) => Seen::Known,
+            Some(_) => Seen::New,
+        }
+    }
+
+    /// True when the change is already known (see [`Knowledge::seen`]).
+    pub fn knows(&self, position: Cursor, mark: i64) -> bool {
+        self.seen(position, mark) == Seen::Known
+    }
+
+    /// Once every change up to `point` has been handled (a batch of the reader, taken at
+    /// `point`, was processed): each stretch whose point `point` includes is known up to
+    /// `point`, and neighbours known up to the same point merge.
+    pub fn advance(&mut self, point: &CommitPoint) {
+        for (_, known) in &mut self.stretches {
+            if point.includes(known) && known != point {
+                *known = point.clone();
+            }
+        }
+        self.stretches.dedup_by(|later, earlier| {
+            let same = later.1 == earlier.1;
+            if same {
+                earlier.0 = later.0;
+            }
+            same
+        });
     }
 
     /// Number of stretches (for tests and memory accounting).
@@ -290,21 +336,33 @@ mod tests {
     }
 
     #[test]
-    fn knowledge_is_kept_per_stretch_until_one_point_covers_it() {
-        // Newest first: the first page ended at (300, 3), read at counter 10; the rest
-        // was read at counter 12.
-        let mut k = Knowledge::by_stretch(vec![
-            (Some(at(300, 3)), CommitPoint::Counter(10)),
-            (None, CommitPoint::Counter(12)),
-        ]);
-        assert!(k.knows(at(400, 4), 10), "newer than the first page's end");
-        assert!(!k.knows(at(400, 4), 11));
-        assert!(k.knows(at(300, 3), 10));
-        assert!(!k.knows(at(300, 3), 11));
-        assert!(k.knows(at(200, 2), 12), "in the second stretch");
-        assert_eq!(k.oldest(), &CommitPoint::Counter(10));
+    fn knowledge_is_kept_per_stretch_until_points_cover_it() {
+        // Newest first: the first page ended at (300, 3), read at counter 10; the second at
+        // (200, 2), read at 12; the rest is not read yet.
+        let mut k = Knowledge::unread();
+        assert_eq!(k.seen(at(400, 4), 0), Seen::Unread);
+        assert_eq!(k.oldest(), CommitPoint::Origin);
+        k.read_up_to(Some(at(300, 3)), CommitPoint::Counter(10));
+        k.read_up_to(Some(at(200, 2)), CommitPoint::Counter(12));
+        assert!(!k.is_complete());
+        assert_eq!(
+            k.seen(at(400, 4), 10),
+            Seen::Known,
+            "newer than the first end"
+        );
+        assert_eq!(k.seen(at(400, 4), 11), Seen::New);
+        assert_eq!(k.seen(at(300, 3), 10), Seen::Known);
+        assert_eq!(k.seen(at(300, 3), 11), Seen::New);
+        assert_eq!(k.seen(at(250, 9), 12), Seen::Known, "in the second stretch");
+        assert_eq!(k.seen(at(100, 1), 1), Seen::Unread);
+        k.read_up_to(None, CommitPoint::Counter(12));
+        assert!(k.is_complete());
+        assert_eq!(k.stretches(), 2, "the same point as its neighbour: merged");
+        assert_eq!(k.seen(at(100, 1), 12), Seen::Known);
+        assert_eq!(k.oldest(), CommitPoint::Counter(10));
         k.advance(&CommitPoint::Counter(11));
-        assert_eq!(k.stretches(), 2, "11 does not cover the second stretch");
+        assert_eq!(k.stretches(), 2, "11 covers the first stretch only");
+        assert_eq!(k.oldest(), CommitPoint::Counter(11));
         k.advance(&CommitPoint::Counter(13));
         assert_eq!(k, Knowledge::up_to(CommitPoint::Counter(13)));
     }

@@ -17,14 +17,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::{Caller, Executions, feed_cursor};
 use crate::changes::reader::Batch;
 use crate::db;
 use crate::domain::View;
 use crate::domain::feed::{
-    Changed, CommitPoint, Knowledge, Membership, fixed_fields_match, membership,
+    Changed, CommitPoint, Knowledge, Membership, Seen, fixed_fields_match, membership,
 };
 use crate::domain::listing::{Cursor, ListFilter};
 use crate::error::Error;
@@ -93,8 +93,11 @@ impl Executions {
             request.filter.user_key = Some(tenant.clone());
         }
         let fingerprint = feed_cursor::fingerprint(&request.filter);
+        // A cursor handed out before SYNCED (with the first SNAPSHOTs) is the origin:
+        // resuming from it starts over with a snapshot.
         let resume =
-            feed_cursor::decode(&request.resume_cursor, fingerprint, self.db.is_postgres())?;
+            feed_cursor::decode(&request.resume_cursor, fingerprint, self.db.is_postgres())?
+                .filter(|point| *point != CommitPoint::Origin);
         // Subscribe before any read: every change after the subscription comes through
         // the reader, every change before it is in the reads below.
         let mut tuned = self.reader.subscribe(request.view).await?;
@@ -118,8 +121,7 @@ impl Executions {
         let shutdown = self.watch_shutdown.clone();
         Ok(Box::pin(async_stream::stream! {
             let _permit = permit;
-            let snapshot = resume.is_none();
-            let mut knowledge = Knowledge::up_to(resume.unwrap_or(CommitPoint::Origin));
+            let mut knowledge = Knowledge::up_to(resume.clone().unwrap_or(CommitPoint::Origin));
             let mut synced = false;
             let mut quiet = tokio::time::interval_at(
                 tokio::time::Instant::now() + heartbeat,
@@ -128,22 +130,24 @@ impl Executions {
             quiet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 // Catch up from the database: the first time, and whenever the feed fell
-                // behind the reader.
-                let first = snapshot && !synced;
-                let from = knowledge.oldest().clone();
+                // behind the reader. The first catch-up of a feed without a cursor sends
+                // what matches now as SNAPSHOTs; later ones send what changed as UPDATEs.
+                let first = resume.is_none() && !synced;
+                let from = knowledge.oldest();
                 let cursor = feed.cursor(&from);
-                let mut stretches = Vec::new();
+                let mut read = Knowledge::unread();
+                let mut behind = false;
                 let mut after = None;
-                loop {
+                while !read.is_complete() {
                     let (point, page) = match feed.page(first, &from, after).await {
-                        Ok(read) => read,
+                        Ok(page) => page,
                         Err(err) => {
                             yield Err(err);
                             return;
                         }
                     };
                     let end = (page.len() as u64 == CATCH_UP_PAGE)
-                        .then(|| page.last().map(|c| c.position()))
+                        .then(|| page.last().map(Changed::position))
                         .flatten();
                     for changed in page {
                         if knowledge.knows(changed.position(), changed.mark) {
@@ -163,25 +167,52 @@ impl Executions {
                             }
                         });
                     }
-                    stretches.push((end, point));
-                    if end.is_none() {
-                        break;
-                    }
+                    read.read_up_to(end, point);
                     after = end;
+                    // What the reader announced meanwhile, for the part already read (the
+                    // rest is read from the database, at its newest state): keeps what
+                    // the feed knows to a few points, and the broadcast from running
+                    // ahead of a long catch-up.
+                    loop {
+                        let batch = match tuned.batches.try_recv() {
+                            Ok(batch) => batch,
+                            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                            Err(TryRecvError::Lagged(_)) => {
+                                behind = true;
+                                continue;
+                            }
+                        };
+                        let Batch::Changes { point, changes } = &*batch else {
+                            behind = true;
+                            continue;
+                        };
+                        for (execution, joined) in feed.pick(&read, changes) {
+                            yield Ok(FeedEvent::Update {
+                                execution,
+                                left_filter: joined == Membership::Left,
+                                cursor: cursor.clone(),
+                            });
+                        }
+                        read.advance(point);
+                    }
                 }
-                knowledge = Knowledge::by_stretch(stretches);
+                knowledge = read;
                 if !synced {
                     synced = true;
-                    yield Ok(FeedEvent::Synced { cursor: feed.cursor(knowledge.oldest()) });
+                    yield Ok(FeedEvent::Synced { cursor: feed.cursor(&knowledge.oldest()) });
                 }
                 quiet.reset();
+                if behind {
+                    // Batches were lost while catching up: catch up once more.
+                    continue;
+                }
                 // Live: the reader's batches, until the feed falls behind.
                 loop {
                     tokio::select! {
                         biased;
                         () = shutdown.cancelled() => {
                             yield Err(Error::FeedShuttingDown {
-                                cursor: feed.cursor(knowledge.oldest()).to_string(),
+                                cursor: feed.cursor(&knowledge.oldest()).to_string(),
                             });
                             return;
                         }
@@ -191,7 +222,7 @@ impl Executions {
                                 Err(RecvError::Lagged(_)) => break,
                                 Err(RecvError::Closed) => {
                                     yield Err(Error::FeedShuttingDown {
-                                        cursor: feed.cursor(knowledge.oldest()).to_string(),
+                                        cursor: feed.cursor(&knowledge.oldest()).to_string(),
                                     });
                                     return;
                                 }
@@ -199,14 +230,10 @@ impl Executions {
                             let Batch::Changes { point, changes } = &*batch else {
                                 break;
                             };
-                            let picked: Vec<(Arc<Changed>, Membership)> = changes
-                                .iter()
-                                .filter(|c| !knowledge.knows(c.position(), c.mark))
-                                .filter_map(|c| feed.relate(c).map(|m| (c.clone(), m)))
-                                .collect();
-                            let before = feed.cursor(knowledge.oldest());
+                            let picked = feed.pick(&knowledge, changes);
+                            let before = feed.cursor(&knowledge.oldest());
                             knowledge.advance(point);
-                            let after = feed.cursor(knowledge.oldest());
+                            let after = feed.cursor(&knowledge.oldest());
                             let last = picked.len();
                             for (i, (execution, joined)) in picked.into_iter().enumerate() {
                                 yield Ok(FeedEvent::Update {
@@ -220,7 +247,7 @@ impl Executions {
                             }
                         }
                         _ = quiet.tick() => {
-                            yield Ok(FeedEvent::Heartbeat { cursor: feed.cursor(knowledge.oldest()) });
+                            yield Ok(FeedEvent::Heartbeat { cursor: feed.cursor(&knowledge.oldest()) });
                         }
                     }
                 }
@@ -242,11 +269,24 @@ impl Feed {
         feed_cursor::encode(point, self.fingerprint).into()
     }
 
-    /// How a changed execution from the reader relates to the filter.
-    fn relate(&self, changed: &Changed) -> Option<Membership> {
-        fixed_fields_match(&self.filter, &changed.execution.header, changed.data())
-            .then(|| membership(&self.filter, changed.execution.header.status))
-            .flatten()
+    /// The executions of a reader's batch the feed sends, given what it knows: the new
+    /// changes (not in a stretch still unread) of executions that match or left.
+    fn pick(
+        &self,
+        knowledge: &Knowledge,
+        changes: &[Arc<Changed>],
+    ) -> Vec<(Arc<Changed>, Membership)> {
+        changes
+            .iter()
+            .filter(|c| knowledge.seen(c.position(), c.mark) == Seen::New)
+            .filter_map(|c| {
+                let header = &c.execution.header;
+                fixed_fields_match(&self.filter, header, c.data())
+                    .then(|| membership(&self.filter, header.status))
+                    .flatten()
+                    .map(|joined| (c.clone(), joined))
+            })
+            .collect()
     }
 
     /// One page of a catch-up from `from`, strictly after `after`, with the point it was

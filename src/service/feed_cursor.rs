@@ -19,8 +19,9 @@ const VERSION: u8 = 2;
 const ORIGIN: u8 = 0;
 const COUNTER: u8 = 1;
 const SNAPSHOT: u8 = 2;
-/// Longest in-progress list accepted (PostgreSQL lists at most one per connection).
-const MAX_IN_PROGRESS: usize = 65_536;
+/// Longest in-progress list accepted: PostgreSQL lists at most one transaction per
+/// connection, and each id becomes a bound parameter of every catch-up page.
+const MAX_IN_PROGRESS: usize = 4_096;
 
 /// Fingerprint of a feed's filter.
 pub(super) fn fingerprint(filter: &ListFilter) -> [u8; 8] {
@@ -105,7 +106,8 @@ pub(super) fn decode(
                 && 0 <= *xmin
                 && xmin <= xmax
                 && usize::try_from(*n).is_ok_and(|n| n == rest.len() && n <= MAX_IN_PROGRESS)
-                && rest.windows(2).all(|w| w[0] < w[1]) =>
+                && rest.windows(2).all(|w| w[0] < w[1])
+                && rest.iter().all(|xid| xmin <= xid && xid < xmax) =>
         {
             CommitPoint::Snapshot {
                 xmin: *xmin,
@@ -129,6 +131,7 @@ mod tests {
             (CommitPoint::Origin, false),
             (CommitPoint::Counter(42), false),
             (CommitPoint::from_postgres("10:20:12,15").unwrap(), true),
+            (CommitPoint::from_postgres("10:20:").unwrap(), true),
         ] {
             let cursor = encode(&point, f);
             assert_eq!(decode(&cursor, f, postgres).unwrap(), Some(point));
@@ -156,6 +159,15 @@ mod tests {
         for garbage in ["x", "!!", &cursor[..cursor.len() - 3]] {
             assert_eq!(reason(decode(garbage, f, false)), "INVALID_RESUME_CURSOR");
         }
+        let outside = encode(
+            &CommitPoint::Snapshot {
+                xmin: 10,
+                xmax: 20,
+                in_progress: vec![25],
+            },
+            f,
+        );
+        assert_eq!(reason(decode(&outside, f, true)), "INVALID_RESUME_CURSOR");
         let page_token = page_token::encode_position([1, 2], f);
         assert_eq!(
             reason(decode(&page_token, f, false)),

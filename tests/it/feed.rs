@@ -16,6 +16,7 @@ db_tests!(
     a_slow_reader_gets_coalesced_newest_states_with_rising_revisions,
     a_resumed_feed_gets_what_changed_then_synced_then_live,
     live_changes_match_filters_as_the_database_does,
+    a_feed_under_churn_never_repeats_or_loses_a_state,
 );
 
 /// Promise 1: Without a cursor: a SNAPSHOT of every execution that matches now, newest
@@ -333,4 +334,86 @@ async fn live_changes_match_filters_as_the_database_does(server: &TestServer) {
         announced.sort();
         assert_eq!(announced, listed, "filter {filter:?} (FILTER_SEED={seed})");
     }
+}
+
+/// Promises 2 and 3 under churn: executions change while the feed reads its snapshot
+/// (three pages, each read at its own point), and a bulk stop of 300 other executions
+/// overflows the reader's batches, so the feed catches up again: every execution's
+/// revisions still strictly increase on the stream (no state sent twice) and the feed ends
+/// at every execution's final state.
+async fn a_feed_under_churn_never_repeats_or_loses_a_state(server: &TestServer) {
+    const EXECUTIONS: usize = 200;
+    const NODES: usize = 4;
+    let mut client = server.client.clone();
+    let mut ids = Vec::new();
+    for _ in 0..EXECUTIONS {
+        ids.push(start(&mut client, "churn", fan(NODES)).await.id);
+    }
+    for _ in 0..300 {
+        let mut request = start_request_for("other", "");
+        request.stop_events = vec!["halt".into()];
+        client.start_execution(request).await.unwrap();
+    }
+    let mut writers = Vec::new();
+    for slice in ids.chunks(EXECUTIONS / 4) {
+        let (mut client, slice) = (client.clone(), slice.to_vec());
+        writers.push(tokio::spawn(async move {
+            for n in 0..NODES {
+                for status in [ActionStatus::Running, ActionStatus::Completed] {
+                    for id in &slice {
+                        update(&mut client, id, &format!("p{n}"), status).await;
+                    }
+                }
+            }
+        }));
+    }
+    let mut feed = open_feed(
+        &mut client,
+        pb::WatchExecutionsRequest {
+            key: "churn".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut seen: HashMap<String, i64> = HashMap::new();
+    let take = |m: &FeedMessage, seen: &mut HashMap<String, i64>| {
+        let e = carried(m);
+        if let Some(last) = seen.insert(e.id.clone(), e.revision) {
+            assert!(
+                e.revision > last,
+                "{}: revision {} after {last}",
+                e.id,
+                e.revision
+            );
+        }
+    };
+    // UPDATEs of executions already sent may come before SYNCED.
+    let (before_synced, _) = until_synced(&mut feed).await;
+    for m in &before_synced {
+        take(m, &mut seen);
+    }
+    let snapshots = before_synced
+        .iter()
+        .filter(|m| m.kind() == pb::WatchEventKind::Snapshot)
+        .count();
+    assert_eq!(snapshots, EXECUTIONS);
+    let stopped = client
+        .stop_executions(pb::StopExecutionsRequest {
+            stop_event: "halt".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stopped.stopped_count, 300);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let finals = 1 + 2 * NODES as i64;
+    while seen.values().any(|revision| *revision < finals) {
+        let m = next_change(&mut feed).await;
+        take(&m, &mut seen);
+    }
+    assert!(no_change_for(&mut feed, Duration::from_millis(1_500)).await);
 }

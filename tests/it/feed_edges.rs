@@ -144,10 +144,21 @@ async fn heartbeats_carry_a_cursor_and_feeds_count_as_watches() {
     drop(feed);
     drop(_second);
 
-    // A deadline ends a feed as it ends any call (and gives its watch back).
-    let mut request = tonic::Request::new(running_of_key("hb"));
-    request.set_timeout(Duration::from_millis(700));
-    let mut feed = client.watch_executions(request).await.unwrap().into_inner();
+    // A deadline ends a feed as it ends any call. (The closed feeds give their watches
+    // back once the server has seen them go.)
+    let mut feed = None;
+    for _ in 0..50 {
+        let mut request = tonic::Request::new(running_of_key("hb"));
+        request.set_timeout(Duration::from_millis(700));
+        match client.watch_executions(request).await {
+            Ok(opened) => {
+                feed = Some(opened.into_inner());
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let mut feed = feed.expect("the closed feeds' watches are given back");
     until_synced(&mut feed).await;
     let ended = loop {
         match next_within(&mut feed, 5).await {

@@ -44,16 +44,16 @@ const SQLITE: &[&str] = &[
     "CREATE INDEX idx_executions_change_mark ON executions (change_mark)",
     "CREATE TABLE change_clock (id INTEGER PRIMARY KEY CHECK (id = 1), mark BIGINT NOT NULL)",
     "INSERT INTO change_clock (id, mark) VALUES (1, 0)",
-    // The inner UPDATE sets only change_mark, so it does not fire the UPDATE OF trigger
-    // again (and recursive triggers are off in SQLite by default anyway).
+    // Every UPDATE is stamped, as on PostgreSQL. The inner UPDATE changes change_mark, so
+    // the WHEN clause keeps it from firing the trigger again (recursive triggers are off
+    // in SQLite by default anyway).
     "CREATE TRIGGER executions_stamp_insert AFTER INSERT ON executions
      BEGIN
        UPDATE change_clock SET mark = mark + 1;
        UPDATE executions SET change_mark = (SELECT mark FROM change_clock) WHERE seq = NEW.seq;
      END",
     "CREATE TRIGGER executions_stamp_update
-     AFTER UPDATE OF status, stop_reason, revision, idle_count, scheduled_count, running_count,
-       completed_count, failed_count, stopped_count, updated_at ON executions
+     AFTER UPDATE ON executions WHEN NEW.change_mark = OLD.change_mark
      BEGIN
        UPDATE change_clock SET mark = mark + 1;
        UPDATE executions SET change_mark = (SELECT mark FROM change_clock) WHERE seq = NEW.seq;
