@@ -47,7 +47,10 @@ fn browser_tools() -> Result<(PathBuf, PathBuf), String> {
 }
 
 /// The dashboard, in Chromium, against real servers: a new execution appears in the list
-/// within 1 s, each UpdateAction turns its node within 1 s, the Stop button stops it,
+/// within 1 s, and the list lives on WatchExecutions (a stop turns its row within 1 s, or
+/// removes it under a RUNNING filter; a cut stream resumes with its cursor; past 250
+/// matching it shows the newest 250; no ListExecutions call is ever made), each
+/// UpdateAction turns its node within 1 s, the Stop button stops it,
 /// markup in names shows as text and runs nothing, nothing shows before a token is given
 /// when the server has tokens, a reader gets no Stop button, a token confined to a tenant
 /// sees that tenant only, and axe-core finds no
