@@ -5,7 +5,8 @@
 //! It needs `node`, Chromium (`/usr/bin/chromium`, or `CHROMIUM`), and `npm ci && npm
 //! run generate` in `web/`; without them it is skipped with a note, and under `CI=true`
 //! it fails instead (`.ci/run` installs them all). Screenshots go to
-//! `target/tmp/dashboard-screenshots/`.
+//! `target/tmp/dashboard-screenshots/` (`dashboard-screenshots-postgres/` for the run on
+//! PostgreSQL, which needs `TEST_DATABASE_URL`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -47,13 +48,28 @@ fn browser_tools() -> Result<(PathBuf, PathBuf), String> {
 }
 
 /// The dashboard, in Chromium, against real servers: a new execution appears in the list
-/// within 1 s, each UpdateAction turns its node within 1 s, the Stop button stops it,
+/// within 1 s, and the list lives on WatchExecutions (a stop turns its row within 1 s, or
+/// removes it under a RUNNING filter; a cut stream resumes with its cursor; past 250
+/// matching it shows the newest 250; no ListExecutions call is ever made), each
+/// UpdateAction turns its node within 1 s, the Stop button stops it,
 /// markup in names shows as text and runs nothing, nothing shows before a token is given
 /// when the server has tokens, a reader gets no Stop button, a token confined to a tenant
 /// sees that tenant only, and axe-core finds no
 /// serious violation (the script's own checks); the server then confirms the stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dashboard_in_a_real_browser() {
+    in_a_real_browser(Backend::Sqlite).await;
+}
+
+/// [`the_dashboard_in_a_real_browser`] with both servers on PostgreSQL, where the list's
+/// feed resumes from a PostgreSQL snapshot rather than SQLite's commit counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+async fn the_dashboard_in_a_real_browser_postgres() {
+    in_a_real_browser(Backend::Postgres).await;
+}
+
+async fn in_a_real_browser(backend: Backend) {
     let (web, chromium) = match browser_tools() {
         Ok(found) => found,
         Err(missing) => {
@@ -69,13 +85,22 @@ async fn the_dashboard_in_a_real_browser() {
             return;
         }
     };
-    let open = TestServer::builder().named("dashboard_open").start().await;
+    let open = TestServer::builder()
+        .on(backend)
+        .named("dashboard_open")
+        .start()
+        .await;
     let locked = TestServer::builder()
+        .on(backend)
         .named("dashboard_locked")
         .config(tokens_config())
         .start()
         .await;
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    // Apart per backend: both runs may be under way at once.
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join(match backend {
+        Backend::Sqlite => "dashboard-screenshots",
+        Backend::Postgres => "dashboard-screenshots-postgres",
+    });
     let run = tokio::process::Command::new("node")
         .arg(web.join("e2e/dashboard.mjs"))
         .current_dir(&web)

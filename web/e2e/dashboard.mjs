@@ -9,12 +9,16 @@
 // Node with the client generated from proto/ (e2e/gen, `npm run generate`), and checks
 // what the page shows, and how fast. It prints one JSON line last: what it checked and
 // the execution it stopped, which the Rust test reads back over gRPC.
+//
+// It also watches every call the page makes (the list must live on WatchExecutions and
+// never call ListExecutions) and can break the page's WatchExecutions streams on demand
+// (window.__feeds, installed before the page's own script) to see the list resume.
 import { readFileSync, mkdirSync } from "node:fs";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { fromJson } from "@bufbuild/protobuf";
+import { fromBinary, fromJson } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { chromium } from "playwright-core";
@@ -23,6 +27,7 @@ import {
   ExecutionService,
   ExecutionStatus,
   StartExecutionRequestSchema,
+  WatchExecutionsRequestSchema,
 } from "./gen/workflow/executions/v1/executions_pb.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -74,6 +79,87 @@ async function timeUntil(page, selector, what, limit = LIVE_MS) {
   return took;
 }
 
+/** How long until nothing matches `selector` in `page` (fails past `limit` ms). */
+async function timeUntilGone(page, selector, what, limit = LIVE_MS) {
+  const started = performance.now();
+  try {
+    await page.waitForFunction((s) => document.querySelector(s) === null, selector, { polling: "raf", timeout: 10_000 });
+  } catch {
+    check(what, false, "still shown after 10 s");
+  }
+  const took = Math.round(performance.now() - started);
+  check(what, took <= limit, `${took} ms`);
+  return took;
+}
+
+/**
+ * Runs in every page before its own script (through the DevTools protocol, outside the
+ * page's CSP): wraps fetch so that the test can cut the page's WatchExecutions streams
+ * (`__feeds.cut()`: each open one errors, as on a lost connection, and new ones wait)
+ * and let them through again (`__feeds.restore()`). Other calls pass untouched.
+ */
+function feedFaults() {
+  const realFetch = window.fetch.bind(window);
+  const open = new Set();
+  const waiting = [];
+  let cut = false;
+  window.__feeds = {
+    cut() {
+      cut = true;
+      for (const stream of open) stream.cut();
+      open.clear();
+    },
+    restore() {
+      cut = false;
+      for (const go of waiting.splice(0)) go();
+    },
+    waiting: () => waiting.length,
+  };
+  window.fetch = async (input, init) => {
+    const url = typeof input === "string" ? input : input.url;
+    if (!url.endsWith("/WatchExecutions")) return realFetch(input, init);
+    if (cut) await new Promise((go) => waiting.push(go));
+    const response = await realFetch(input, init);
+    if (!response.body) return response;
+    const reader = response.body.getReader();
+    let stream;
+    const body = new ReadableStream({
+      start(controller) {
+        stream = {
+          cut() {
+            controller.error(new TypeError("connection cut by the test"));
+            reader.cancel().catch(() => {});
+          },
+        };
+        open.add(stream);
+      },
+      async pull(controller) {
+        try {
+          const { done, value } = await reader.read();
+          if (done) {
+            open.delete(stream);
+            controller.close();
+          } else {
+            controller.enqueue(value);
+          }
+        } catch (error) {
+          open.delete(stream);
+          try {
+            controller.error(error);
+          } catch {
+            // Already cut.
+          }
+        }
+      },
+      cancel(reason) {
+        open.delete(stream);
+        return reader.cancel(reason);
+      },
+    });
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
+}
+
 const userData = mkdtempSync(join(tmpdir(), "dashboard-chromium-"));
 const context = await chromium.launchPersistentContext(userData, {
   executablePath: chromiumPath,
@@ -91,9 +177,18 @@ const context = await chromium.launchPersistentContext(userData, {
   viewport: { width: 1280, height: 900 },
   timezoneId: "Europe/Paris",
 });
+await context.addInitScript(feedFaults);
 const dialogs = [];
 const problems = [];
+// Every RPC the pages make: { method, request body (a gRPC-Web frame) }.
+const calls = [];
+const callsOf = (method) => calls.filter((c) => c.method === method);
+const feedRequest = (call) => fromBinary(WatchExecutionsRequestSchema, call.body.subarray(5));
 const watch = (page) => {
+  page.on("request", (request) => {
+    const method = /\/workflow\.executions\.v1\.ExecutionService\/(\w+)$/.exec(new URL(request.url()).pathname)?.[1];
+    if (method) calls.push({ method, body: request.postDataBuffer() ?? Buffer.alloc(0) });
+  });
   page.on("dialog", async (dialog) => {
     // The Stop confirmation is an HTML <dialog>, never a JavaScript one: any alert,
     // confirm or prompt is script that should not have run.
@@ -143,6 +238,59 @@ try {
   check("the counts by status count it", true);
   await accessible(page, "list page");
   await page.screenshot({ path: join(shots, "list.png"), fullPage: true });
+
+  // Live from WatchExecutions: a stop turns its row in place, and the counts follow.
+  const other = await api.startExecution({ ...forkJoin, name: "stopped while listed" });
+  await timeUntil(page, `tr[data-id="${other.id}"][data-status="running"]`, "a second new execution appears in the list within 1 s");
+  await api.stopExecution({ id: other.id, reason: "stopped by the test's own client" });
+  await timeUntil(page, `tr[data-id="${other.id}"][data-status="stopped"]`, "a stopped execution's row turns stopped within 1 s (an UPDATE)");
+  const stoppedNow = (await api.countExecutions({})).countsByStatus["EXECUTION_STATUS_STOPPED"]?.toString();
+  await page.locator(`.count[data-status="stopped"] strong`, { hasText: new RegExp(`^${stoppedNow}$`) }).waitFor({ timeout: 2000 });
+  check("the counts by status follow the stop", true, `stopped ${stoppedNow}`);
+
+  // A broken stream: the page reconnects with the cursor of the last message it read,
+  // and shows what changed while it was away.
+  const feedsBefore = callsOf("WatchExecutions").length;
+  await page.evaluate(() => window.__feeds.cut());
+  await page.locator(`table.executions[data-feed="reconnecting"]`).waitFor({ timeout: 2000 });
+  const missed = await api.startExecution({ ...forkJoin, name: "started and stopped while the feed was cut" });
+  await api.stopExecution({ id: missed.id, reason: "while the feed was cut" });
+  await page.waitForFunction(() => window.__feeds.waiting() > 0, null, { timeout: 5000 });
+  await page.evaluate(() => window.__feeds.restore());
+  await timeUntil(page, `tr[data-id="${missed.id}"][data-status="stopped"]`, "after its stream is cut, the list reconnects and shows what changed meanwhile within 1 s");
+  const resumed = callsOf("WatchExecutions").slice(feedsBefore).map(feedRequest);
+  check(
+    "it reconnected once, with resume_cursor (no new snapshot)",
+    resumed.length === 1 && resumed[0].resumeCursor !== "",
+    resumed.map((r) => `resume_cursor=${r.resumeCursor ? "set" : "empty"}`).join(", "),
+  );
+  await page.locator(`table.executions[data-feed="live"]`).waitFor({ timeout: 2000 });
+  check("and says nothing is wrong any more", (await page.locator("p.problem").textContent()) === "");
+
+  // A RUNNING filter (a new feed): a stopped execution leaves the list.
+  await page.getByRole("checkbox", { name: "running" }).check();
+  await page.waitForFunction(() => location.hash === "#/?status=RUNNING");
+  await page.locator(`table.executions[data-feed="live"] tr[data-id="${started.id}"]`).waitFor({ timeout: 5000 });
+  check("with a RUNNING filter, stopped executions are not listed", (await page.locator(`tr[data-id="${other.id}"]`).count()) === 0);
+  const leaving = await api.startExecution({ ...forkJoin, name: "leaves the RUNNING list" });
+  await timeUntil(page, `tr[data-id="${leaving.id}"]`, "with a RUNNING filter, a new execution appears within 1 s");
+  await api.stopExecution({ id: leaving.id, reason: "stopped, so no longer RUNNING" });
+  await timeUntilGone(page, `tr[data-id="${leaving.id}"]`, "with a RUNNING filter, a stopped execution's row disappears within 1 s (left_filter)");
+  const all = await api.countExecutions({});
+  const allStopped = all.countsByStatus["EXECUTION_STATUS_STOPPED"]?.toString();
+  await page.locator(`.count[data-status="stopped"] strong`, { hasText: new RegExp(`^${allStopped}$`) }).waitFor({ timeout: 2000 });
+  check(
+    "with a RUNNING filter, the counts still count every status, the filter's marked",
+    (await page.locator(".count.total strong").textContent()) === all.count.toString() &&
+      (await page.locator(".count.selected").getAttribute("data-status")) === "running",
+    `all ${all.count}, stopped ${allStopped}`,
+  );
+  const feeds = callsOf("WatchExecutions").map(feedRequest);
+  check(
+    "the list never called ListExecutions: one WatchExecutions per filter, and one to resume",
+    callsOf("ListExecutions").length === 0 && feeds.length === 3 && feeds[2].statuses.join() === String(ExecutionStatus.RUNNING),
+    `${callsOf("ListExecutions").length} ListExecutions, ${feeds.length} WatchExecutions`,
+  );
 
   // Its page: the DAG at the template's positions, updated live by WatchExecution.
   await page.locator(`tr[data-id="${started.id}"] a`).click();
@@ -251,11 +399,40 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-id]").length === 1);
   check("an execution_data filter matches on its keys", (await page.locator("tbody tr td.name").textContent()) === "bulk 7");
   await page.goto(`${baseUrl}/#/?status=STOPPED`);
-  await page.waitForFunction(() => document.querySelectorAll("tbody tr[data-id]").length === 1);
-  check("a status filter shows that status only", (await page.locator("tbody tr").getAttribute("data-id")) === stopped);
+  const stoppedIds = [stopped, other.id, missed.id, leaving.id];
+  await page.waitForFunction((n) => document.querySelectorAll("tbody tr[data-id]").length === n, stoppedIds.length);
+  const listedStopped = await page.locator("tbody tr[data-id]").evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  check("a status filter shows that status only", listedStopped.sort().join() === stoppedIds.sort().join(), listedStopped.join());
   await page.goto(`${baseUrl}/#/?tenant=nobody`);
   await page.locator("td.empty").waitFor();
   check("a tenant filter with no execution says so", true);
+
+  // More matching executions than the list holds (250): it shows the newest 250, from a
+  // feed opened again bounded by creation time once the first snapshot ran past 250.
+  for (let i = 0; i < 260; i += 20) {
+    await Promise.all(Array.from({ length: 20 }, (_, j) => api.startExecution({ ...forkJoin, key: "many", name: `many ${i + j}` })));
+  }
+  const manyBefore = callsOf("WatchExecutions").length;
+  await page.goto(`${baseUrl}/#/?key=many`);
+  await page.locator(".held", { hasText: "newest 250" }).waitFor({ timeout: 10_000 });
+  const bounded = callsOf("WatchExecutions").slice(manyBefore).map(feedRequest);
+  check(
+    "past 250 matching, the feed is opened again with created_after",
+    bounded.length === 2 && !bounded[0].createdAfter && bounded[1].createdAfter !== undefined,
+    bounded.map((r) => `created_after=${r.createdAfter ? r.createdAfter.seconds : "none"}`).join(", "),
+  );
+  const held = new Set();
+  for (let p = 0; p < 12; p++) {
+    const ids = await page.locator("tbody tr[data-id]").evaluateAll((rows) => rows.map((r) => r.dataset.id));
+    if (p === 0) check("its first page shows 25", ids.length === 25, `${ids.length}`);
+    for (const id of ids) held.add(id);
+    if (await page.getByRole("button", { name: "Older →" }).isDisabled()) break;
+    await page.getByRole("button", { name: "Older →" }).click();
+  }
+  check("its pages hold the newest 250, 25 a page", held.size === 250, `${held.size}`);
+  while (!(await page.getByRole("button", { name: "← Newer" }).isDisabled())) await page.getByRole("button", { name: "← Newer" }).click();
+  const newest = await api.startExecution({ ...forkJoin, key: "many", name: "many, newest" });
+  await timeUntil(page, `tbody tr:first-child[data-id="${newest.id}"]`, "the bounded feed shows a new execution on top within 1 s");
   await page.close();
 
   // With tokens: nothing shows before a token is given; a reader sees no Stop button.
@@ -302,6 +479,7 @@ try {
     check("a token confined to a tenant sees that tenant's executions only", (await locked.locator(`tr[data-id="${secret.id}"]`).count()) === 0 && (await locked.locator("tbody tr[data-id]").count()) === 1);
     check("no CSP violation or page error with tokens", problems.length === 0, problems.join("; "));
   }
+  check("no page ever called ListExecutions", callsOf("ListExecutions").length === 0, `${callsOf("ListExecutions").length}`);
 } catch (error) {
   // What the page showed when it failed, for the log.
   if (current && !current.isClosed()) {

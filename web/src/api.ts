@@ -3,6 +3,7 @@
 // for one, lives in this tab's session storage only.
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { ExecutionService } from "./gen/workflow/executions/v1/executions_pb";
 
 const TOKEN_KEY = "executions.token";
@@ -43,6 +44,43 @@ export function cancelled(error: unknown): boolean {
     (error instanceof ConnectError && error.code === Code.Canceled) ||
     (error instanceof DOMException && error.name === "AbortError")
   );
+}
+
+/**
+ * The metadata of the `google.rpc.ErrorInfo` the server attaches to every error (e.g.
+ * `resume_cursor` when WatchExecutions ends for a shutdown), read from the wire by hand:
+ * three fields (reason = 1, domain = 2, metadata = 3 as map entries of key = 1, value = 2)
+ * do not justify generating google/rpc/error_details.proto into the bundle.
+ */
+export function errorMetadata(error: unknown): Record<string, string> {
+  const found: Record<string, string> = {};
+  if (!(error instanceof ConnectError)) return found;
+  for (const detail of error.details) {
+    if (!("type" in detail) || detail.type !== "google.rpc.ErrorInfo") continue;
+    try {
+      const info = new BinaryReader(detail.value);
+      while (info.pos < info.len) {
+        const [field, wire] = info.tag();
+        if (field !== 3 || wire !== WireType.LengthDelimited) {
+          info.skip(wire, field);
+          continue;
+        }
+        const entry = new BinaryReader(info.bytes());
+        let key = "";
+        let value = "";
+        while (entry.pos < entry.len) {
+          const [f, w] = entry.tag();
+          if (f === 1 && w === WireType.LengthDelimited) key = entry.string();
+          else if (f === 2 && w === WireType.LengthDelimited) value = entry.string();
+          else entry.skip(w, f);
+        }
+        found[key] = value;
+      }
+    } catch {
+      // A detail that does not decode says nothing.
+    }
+  }
+  return found;
 }
 
 /** A short sentence about a failed call, for the page. */

@@ -1,17 +1,25 @@
-// The executions list: filters (status, key, tenant, execution_data), newest first, paged,
-// with counts by status. It stays live by reading the page again every 400 ms while the
-// tab is visible: a browser on plain HTTP speaks HTTP/1.1, where each open watch stream
-// holds one of the six connections a page may have, so watching every row shown is not
-// an option (a fleet feed, WatchExecutions, will replace the polling once the API has it).
+// The executions list: filters (status, key, tenant, execution_data), newest first, a
+// page of 25 at a time, with counts by status. It is live from one WatchExecutions feed
+// with the page's filters (feed.ts): the rows come from the feed's snapshot, then each
+// UPDATE inserts, replaces or removes its row, so the list makes no ListExecutions call
+// at all. One stream holds one of the six connections a page has over HTTP/1.1, which
+// leaves the rest for the counts and for the execution page's own stream.
+//
+// The feed holds the newest LIVE_ROWS (250) matching executions (see feed.ts for why);
+// the pages are pages of those. Page 1 is the newest 25 and moves as executions start;
+// a later page is anchored to the row it starts after, so its rows stay put while newer
+// ones arrive. Counts come from CountExecutions, read again after each burst of updates
+// (debounced) and on each HEARTBEAT, so they also catch what the feed's filters hide
+// (new executions while the list shows STOPPED ones, say) within a heartbeat.
 import type { JsonObject } from "@bufbuild/protobuf";
 import { api, cancelled, describe, needsToken } from "./api";
 import { h, replace } from "./dom";
-import { ExecutionStatus, ExecutionView, type Execution } from "./gen/workflow/executions/v1/executions_pb";
+import { followExecutions, LIVE_ROWS, type FeedFilter } from "./feed";
+import { ExecutionStatus, type Execution } from "./gen/workflow/executions/v1/executions_pb";
 import { EXECUTION_STATUSES, executionStatusName } from "./status";
-import { zone } from "./time";
 
 const PAGE_SIZE = 25;
-const REFRESH_MS = 400;
+const COUNTS_DEBOUNCE_MS = 250;
 
 /** The filters of the list, as the URL after `#/?` keeps them. */
 interface Filters {
@@ -54,8 +62,8 @@ function parseData(text: string): JsonObject | undefined | string {
 /** Renders the list into `main` until `signal` aborts; `onNeedToken` when the server asks for one. */
 export function showList(main: HTMLElement, params: URLSearchParams, signal: AbortSignal, onNeedToken: () => void): void {
   const filters = readFilters(params);
-  const tokens: string[] = [""]; // page tokens: [0] is the first page
-  let page = 0;
+  // anchors[p] is the row page p starts after (page 0: none, the newest rows).
+  const anchors: (Execution | undefined)[] = [undefined];
   let lastShown: string | undefined;
 
   const statusBoxes = EXECUTION_STATUSES.map((status) =>
@@ -71,6 +79,8 @@ export function showList(main: HTMLElement, params: URLSearchParams, signal: Abo
       tenant: tenantInput.value.trim(),
       data: dataInput.value.trim(),
     };
+    // A new hash shows the list again (main.ts), which ends this feed and opens one
+    // with the new filters.
     location.hash = writeFilters(next);
   };
   const form = h(
@@ -91,7 +101,7 @@ export function showList(main: HTMLElement, params: URLSearchParams, signal: Abo
   const body = h("tbody", {});
   const table = h(
     "table",
-    { class: "executions" },
+    { class: "executions", "aria-busy": "true", "data-feed": "connecting" },
     h("caption", { class: "visually-hidden" }, "Executions, newest first"),
     h("thead", {}, h("tr", {}, ...["Execution", "Name", "Key", "Tenant", "Status", "Progress", "Created"].map((t) => h("th", { scope: "col" }, t)))),
     body,
@@ -99,62 +109,136 @@ export function showList(main: HTMLElement, params: URLSearchParams, signal: Abo
   const newer = h("button", { type: "button", disabled: true }, "← Newer");
   const older = h("button", { type: "button", disabled: true }, "Older →");
   const pageLabel = h("span", { class: "page" }, "page 1");
-  newer.addEventListener("click", () => { if (page > 0) { page--; refresh(); } });
-  older.addEventListener("click", () => { if (tokens[page + 1]) { page++; refresh(); } });
-  replace(main, h("h1", {}, "Executions"), form, counts, problem, table, h("nav", { class: "pager", "aria-label": "Pages" }, newer, pageLabel, older));
+  const bound = h("span", { class: "muted held" });
+  replace(main, h("h1", {}, "Executions"), form, counts, problem, table, h("nav", { class: "pager", "aria-label": "Pages" }, newer, pageLabel, older, bound));
 
   const data = parseData(filters.data);
   if (typeof data === "string") {
     problem.textContent = data;
+    table.removeAttribute("aria-busy");
     return;
   }
-  const common = { key: filters.key, userKey: filters.tenant, executionData: data };
+  const filter: FeedFilter = { statuses: filters.statuses, key: filters.key, userKey: filters.tenant, executionData: data };
+  const needToken = () => {
+    // The feed and the counts may both be refused; the prompt is shown once.
+    if (!signal.aborted) onNeedToken();
+  };
 
-  let timer: number | undefined;
-  let running = false;
-  const refresh = async () => {
-    if (running || signal.aborted) return;
-    running = true;
-    window.clearTimeout(timer);
-    try {
-      const [list, count] = await Promise.all([
-        api.listExecutions(
-          { ...common, statuses: filters.statuses, pageSize: PAGE_SIZE, pageToken: tokens[page], view: ExecutionView.BASIC, timeZone: zone() },
-          { signal },
-        ),
-        api.countExecutions(common, { signal }),
-      ]);
-      if (signal.aborted) return;
-      problem.textContent = "";
-      tokens[page + 1] = list.nextPageToken;
-      tokens.length = page + 2;
-      newer.disabled = page === 0;
-      older.disabled = !list.nextPageToken;
-      pageLabel.textContent = `page ${page + 1}`;
-      showCounts(counts, count.countsByStatus, count.count, filters.statuses);
-      const shown = list.executions.map((e) => `${e.id}:${e.revision}`).join(",");
-      if (shown !== lastShown) {
-        lastShown = shown;
-        replace(body, ...(list.executions.length ? list.executions.map(row) : [h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No execution matches."))]));
-      }
-    } catch (error) {
-      if (cancelled(error) || signal.aborted) return;
-      if (needsToken(error)) {
-        onNeedToken();
-        return;
-      }
-      problem.textContent = describe(error);
-    } finally {
-      running = false;
-      if (!signal.aborted) timer = window.setTimeout(tick, REFRESH_MS);
+  // What went wrong, from the feed and from the counts, shown together.
+  let feedProblem = "";
+  let countProblem = "";
+  const showProblem = () => {
+    problem.textContent = [feedProblem, countProblem].filter(Boolean).join(" · ");
+  };
+
+  let synced = false;
+  let frame: number | undefined;
+  // Redraws at most once a frame however many messages arrive; not while the tab is
+  // hidden (no frames), where the rows still follow the feed and are drawn on return.
+  const schedule = () => {
+    if (frame === undefined && !signal.aborted) frame = requestAnimationFrame(draw);
+  };
+  const draw = () => {
+    frame = undefined;
+    if (!synced) return;
+    let shown = rows.page(anchors[anchors.length - 1], PAGE_SIZE);
+    while (anchors.length > 1 && shown.rows.length === 0) {
+      // Every row of this page left the filter: show the last page that has rows.
+      anchors.pop();
+      shown = rows.page(anchors[anchors.length - 1], PAGE_SIZE);
+    }
+    const page = anchors.length - 1;
+    newer.disabled = page === 0;
+    older.disabled = !shown.more;
+    pageLabel.textContent = `page ${page + 1}`;
+    bound.textContent = rows.complete ? "" : `(the newest ${LIVE_ROWS} that match; narrow the filters for older ones)`;
+    const signature = shown.rows.map((e) => `${e.id}:${e.revision}`).join(",");
+    if (signature !== lastShown) {
+      lastShown = signature;
+      replace(body, ...(shown.rows.length ? shown.rows.map(row) : [h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No execution matches."))]));
     }
   };
-  const tick = () => {
-    if (document.hidden) timer = window.setTimeout(tick, REFRESH_MS);
-    else void refresh();
+  newer.addEventListener("click", () => {
+    if (anchors.length > 1) anchors.pop();
+    draw();
+  });
+  older.addEventListener("click", () => {
+    const { rows: current, more } = rows.page(anchors[anchors.length - 1], PAGE_SIZE);
+    if (more && current.length) anchors.push(current[current.length - 1]);
+    draw();
+  });
+
+  const refreshCounts = debounced(COUNTS_DEBOUNCE_MS, signal, async () => {
+    try {
+      // Every status, the filter's ones marked: the counts say what the other boxes would show.
+      const count = await api.countExecutions({ ...filter, statuses: [] }, { signal });
+      if (signal.aborted) return;
+      countProblem = "";
+      showCounts(counts, count.countsByStatus, count.count, filters.statuses);
+    } catch (error) {
+      if (cancelled(error) || signal.aborted) return;
+      if (needsToken(error)) return needToken();
+      countProblem = `counts: ${describe(error)}`;
+    }
+    showProblem();
+  });
+
+  const rows = followExecutions(filter, signal, {
+    changed: schedule,
+    moved: refreshCounts,
+    state: (state, sentence) => {
+      table.dataset["feed"] = state;
+      if (state === "live") synced = true;
+      if (state === "live" || state === "failed") table.removeAttribute("aria-busy");
+      feedProblem = sentence;
+      showProblem();
+    },
+    needToken,
+  });
+  const visible = () => {
+    if (!document.hidden) schedule();
+  };
+  document.addEventListener("visibilitychange", visible);
+  signal.addEventListener("abort", () => {
+    document.removeEventListener("visibilitychange", visible);
+    if (frame !== undefined) cancelAnimationFrame(frame);
+  });
+  refreshCounts();
+}
+
+/**
+ * `run` at most once per `ms`, the last call winning: a burst of calls runs it once, `ms`
+ * after the first; a call while it runs runs it again after. Not while the tab is hidden:
+ * then once, when it shows again.
+ */
+function debounced(ms: number, signal: AbortSignal, run: () => Promise<void>): () => void {
+  let timer: number | undefined;
+  let running = false;
+  let again = false;
+  const fire = async () => {
+    timer = undefined;
+    if (signal.aborted) return;
+    if (document.hidden) {
+      document.addEventListener("visibilitychange", poke, { once: true });
+      return;
+    }
+    running = true;
+    try {
+      await run();
+    } finally {
+      running = false;
+      if (again) {
+        again = false;
+        poke();
+      }
+    }
+  };
+  const poke = () => {
+    if (running) again = true;
+    else if (timer === undefined && !signal.aborted) timer = window.setTimeout(fire, ms);
   };
   signal.addEventListener("abort", () => window.clearTimeout(timer));
-  void refresh();
+  return poke;
 }
 
 function showCounts(into: HTMLElement, byStatus: { [key: string]: bigint }, total: bigint, selected: ExecutionStatus[]): void {
