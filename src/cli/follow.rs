@@ -63,7 +63,7 @@ pub async fn follow(
                     why: error.to_string(),
                     since_revision: request.since_revision,
                 });
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(10)))).await;
+                tokio::time::sleep(pause(failures)).await;
             }
             Err(error) => return Err(error),
         }
@@ -73,11 +73,22 @@ pub async fn follow(
 fn retryable(error: &FollowError) -> bool {
     match error {
         FollowError::Connect(_) => true,
-        FollowError::Status(status) => matches!(
-            status.code(),
-            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
-        ),
+        FollowError::Status(status) => retryable_code(status.code()),
     }
+}
+
+/// Whether a stream that ended with `code` is worth resuming: the server went away or
+/// the connection was lost, rather than the request being refused.
+pub(super) fn retryable_code(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+    )
+}
+
+/// The pause before resume attempt number `failures` (1, 2, …): growing, at most 2 s.
+pub(super) fn pause(failures: u32) -> Duration {
+    Duration::from_millis(200 * u64::from(failures.min(10)))
 }
 
 /// One stream: the terminal execution once seen, `None` if the stream ended without it.
