@@ -257,7 +257,8 @@ mod tests {
             panic!("watch")
         };
         assert!(args.json);
-        assert_eq!(args.id, "v8brp");
+        assert_eq!(args.id.as_deref(), Some("v8brp"));
+        assert!(!args.all);
         assert!(Cli::try_parse_from(["executions", "--time-zone", "Nowhere/City"]).is_err());
     }
 

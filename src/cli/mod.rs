@@ -15,6 +15,7 @@ pub mod connection;
 pub mod demo;
 pub mod events;
 pub mod examples;
+pub mod feed;
 pub mod filters;
 pub mod follow;
 pub mod get;
@@ -25,6 +26,7 @@ pub mod start;
 pub mod stop;
 pub mod wait;
 pub mod watch;
+pub mod watch_all;
 
 /// Exit code when the execution failed (`watch`, `wait`, `start --wait`).
 pub const EXIT_FAILED: u8 = 1;
@@ -87,7 +89,8 @@ pub enum ClientCommand {
     Events(events::EventsArgs),
     /// Wait until executions finish (exit 0 all completed, 1 one failed, 3 one stopped).
     Wait(wait::WaitArgs),
-    /// Follow one execution live until it finishes (exit 0 completed, 1 failed, 3 stopped).
+    /// Follow one execution live until it finishes (exit 0 completed, 1 failed, 3 stopped),
+    /// or with --all every execution that matches the filters, as a live table.
     Watch(watch::WatchArgs),
     /// Start executions of the example templates and drive them like an engine's workers.
     Demo(demo::DemoArgs),

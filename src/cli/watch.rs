@@ -1,5 +1,6 @@
 //! `executions watch ID`: follows one execution live and exits with its outcome: 0 when
 //! it completes, 1 when it fails, 3 when it is stopped, 4 when it cannot be followed.
+//! (`executions watch --all` follows many: see [`super::watch_all`].)
 //!
 //! Three ways to show it:
 //! - on a terminal (stdout and stderr both), a progress bar of completed / total actions
@@ -29,20 +30,38 @@ Output: a progress bar on a terminal; one line per event when stdout or stderr i
 terminal; with --json, one WatchExecutionResponse per line in canonical proto3 JSON (the
 JSON grpcurl prints: {\"kind\": \"WATCH_EVENT_KIND_SNAPSHOT\", \"revision\": \"1\",
 \"execution\": {\"hashid\": …, \"status\": \"EXECUTION_STATUS_RUNNING\", …}, \"sentAt\": …}).
-Exit: 0 completed, 1 failed, 3 stopped, 4 error.")]
+Exit: 0 completed, 1 failed, 3 stopped, 4 error.
+
+With --all instead of an ID: every execution that matches the filters, until Ctrl-C. On a
+terminal, a table redrawn in place (an execution leaves it when it no longer matches);
+otherwise, or with --json, one WatchExecutionsResponse per line in canonical proto3 JSON
+(SNAPSHOT per matching execution, SYNCED, then UPDATE and HEARTBEAT; each with a cursor
+for --resume). Exit: 0 after Ctrl-C, 4 error.")]
+// One execution or all of them: either is required, both is a usage error.
+#[command(group(clap::ArgGroup::new("what").args(["id", "all"]).required(true)))]
 pub struct WatchArgs {
     /// UUID or hashid of the execution.
-    pub id: String,
+    #[arg(conflicts_with_all = ["Filters", "view", "resume"])]
+    pub id: Option<String>,
+    /// Follow every execution that matches the filters below, instead of one.
+    #[arg(long)]
+    pub all: bool,
     /// One line of canonical proto3 JSON per event (the same as `-o json`).
     #[arg(long)]
     pub json: bool,
     /// Connection and output.
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The filters and settings of --all (last: the heading applies to every later flag).
+    #[command(flatten, next_help_heading = "With --all")]
+    pub feed: super::watch_all::FeedArgs,
 }
 
 /// Follows the execution until it reaches a terminal status.
 pub async fn run(args: WatchArgs) -> ExitCode {
+    let Some(id) = args.id.clone() else {
+        return super::watch_all::run(args.feed, args.json, args.client).await;
+    };
     let mut view = if args.json || args.client.json() {
         View::Json
     } else if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
@@ -51,7 +70,7 @@ pub async fn run(args: WatchArgs) -> ExitCode {
         View::Lines
     };
     let request = pb::WatchExecutionRequest {
-        id: args.id.clone(),
+        id: id.clone(),
         view: pb::ExecutionView::Basic as i32,
         time_zone: args.client.zone_name(),
         ..Default::default()
@@ -81,7 +100,7 @@ pub async fn run(args: WatchArgs) -> ExitCode {
         }
         Err(error) => {
             view.clear();
-            eprintln!("error: cannot watch {}: {error}", args.id);
+            eprintln!("error: cannot watch {id}: {error}");
             ExitCode::from(EXIT_ERROR)
         }
     }
