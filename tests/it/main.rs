@@ -18,6 +18,7 @@ mod auth;
 mod bad_input;
 mod browsers;
 mod cli;
+mod cli_feed;
 mod cli_fleet;
 mod cli_verbs;
 mod concurrency;
