@@ -245,6 +245,94 @@ async fn readme_grpcurl_calls_work() {
     server.stop().await;
 }
 
+/// The README's "Follow the fleet": WatchExecutions with a filter sends a SNAPSHOT per
+/// matching execution then SYNCED, each with a cursor, until grpcurl's -max-time ends it;
+/// resuming from the last cursor after a stop and a start sends an UPDATE of each (the
+/// stopped one with leftFilter), then SYNCED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(test_grpcurl), ignore = "needs grpcurl")]
+async fn readme_feed_calls_work() {
+    let bin = grpcurl();
+    let server = TestServer::builder().start().await;
+    let addr = server.addr.to_string();
+    let method = "workflow.executions.v1.ExecutionService/WatchExecutions";
+    let mut client = server.client.clone();
+    let in_us = || {
+        let mut request = example("linear.json");
+        request.stop_events = vec!["release-7".into()];
+        request.execution_data = Some(to_struct(&serde_json::json!({"region": "us"})));
+        request
+    };
+    let first = client.start_execution(in_us()).await.unwrap().into_inner();
+    let feed = |body: &str| -> Vec<Value> {
+        let out = output(
+            &bin,
+            &["-plaintext", "-max-time", "2", "-d", body, &addr, method],
+            None,
+        );
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && said.contains("DeadlineExceeded"),
+            "{said}"
+        );
+        serde_json::Deserializer::from_slice(&out.stdout)
+            .into_iter::<Value>()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let filter = r#""statuses": ["EXECUTION_STATUS_RUNNING"], "execution_data": {"region": "us"}"#;
+    let kinds = |messages: &[Value]| -> Vec<String> {
+        messages
+            .iter()
+            .filter(|m| m["kind"] != "WATCH_EVENT_KIND_HEARTBEAT")
+            .map(|m| m["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let opened = feed(&format!("{{{filter}}}"));
+    assert_eq!(
+        kinds(&opened),
+        ["WATCH_EVENT_KIND_SNAPSHOT", "WATCH_EVENT_KIND_SYNCED"]
+    );
+    assert_eq!(opened[0]["execution"]["hashid"], first.hashid.as_str());
+    let cursor = opened.last().unwrap()["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    client
+        .stop_executions(executions::proto::v1::StopExecutionsRequest {
+            stop_event: "release-7".into(),
+            filters: Some(to_struct(&serde_json::json!({"region": "us"}))),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let second = client.start_execution(in_us()).await.unwrap().into_inner();
+    let resumed = feed(&format!(r#"{{{filter}, "resume_cursor": "{cursor}"}}"#));
+    assert_eq!(
+        kinds(&resumed),
+        [
+            "WATCH_EVENT_KIND_UPDATE",
+            "WATCH_EVENT_KIND_UPDATE",
+            "WATCH_EVENT_KIND_SYNCED"
+        ]
+    );
+    let update_of = |hashid: &str| {
+        resumed
+            .iter()
+            .find(|m| m["execution"]["hashid"] == hashid)
+            .unwrap_or_else(|| panic!("{hashid}: {resumed:?}"))
+    };
+    let left = update_of(&first.hashid);
+    assert_eq!(left["execution"]["status"], "EXECUTION_STATUS_STOPPED");
+    assert_eq!(left["leftFilter"], true);
+    let joined = update_of(&second.hashid);
+    assert_eq!(joined["execution"]["status"], "EXECUTION_STATUS_RUNNING");
+    assert!(joined.get("leftFilter").is_none(), "{joined}");
+    server.stop().await;
+}
+
 /// With tokens, reflection follows the API's auth: grpcurl without a token is refused
 /// (Unauthenticated), with a token it lists the services and reads; the health call
 /// itself needs none (the token goes to reflection only).
