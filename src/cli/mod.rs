@@ -27,6 +27,7 @@ pub mod stop;
 pub mod wait;
 pub mod watch;
 pub mod watch_all;
+pub mod watch_table;
 
 /// Exit code when the execution failed (`watch`, `wait`, `start --wait`).
 pub const EXIT_FAILED: u8 = 1;
