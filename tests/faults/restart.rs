@@ -1,4 +1,5 @@
-//! PostgreSQL restarted under load: two replicas, 200 watchers, 4 writers.
+//! PostgreSQL restarted under load: two replicas, 200 watchers, 4 WatchExecutions feeds,
+//! 4 writers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,10 +107,71 @@ async fn watch_to_the_end(client: Client, id: String) -> (i64, usize) {
     }
 }
 
+/// Follows every execution with WatchExecutions until each is at `FINAL_REVISION`,
+/// resuming after an UNAVAILABLE from the cursor the error names (or the last one
+/// received); revisions strictly increase per execution on each stream. Returns the
+/// number of resumptions.
+async fn feed_to_the_end(client: Client) -> usize {
+    use std::collections::HashMap;
+    let mut client = client;
+    let mut newest: HashMap<String, i64> = HashMap::new();
+    let (mut cursor, mut resumed) = (String::new(), 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'resume: loop {
+        assert!(Instant::now() < deadline, "the feed converges within 60 s");
+        let request = pb::WatchExecutionsRequest {
+            resume_cursor: cursor.clone(),
+            ..Default::default()
+        };
+        let mut feed = match client.watch_executions(request).await {
+            Ok(feed) => feed.into_inner(),
+            Err(status) if status.code() == Code::Unavailable => {
+                resumed += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(status) => panic!("feed: {status:?}"),
+        };
+        let mut on_this_stream: HashMap<String, i64> = HashMap::new();
+        loop {
+            match next_within(&mut feed, 30).await {
+                Ok(Some(message)) => {
+                    cursor = message.cursor.clone();
+                    if let Some(e) = message.execution {
+                        let last = on_this_stream.insert(e.id.clone(), e.revision);
+                        assert!(last.is_none_or(|last| last < e.revision), "{}", e.id);
+                        newest.insert(e.id, e.revision);
+                    }
+                    if newest.len() == EXECUTIONS
+                        && newest.values().all(|revision| *revision == FINAL_REVISION)
+                    {
+                        return resumed;
+                    }
+                }
+                Ok(None) => panic!("the feed ended with OK"),
+                Err(status) if status.code() == Code::Unavailable => {
+                    use tonic_types::StatusExt;
+                    if let Some(named) = status
+                        .get_error_details()
+                        .error_info()
+                        .and_then(|info| info.metadata.get("resume_cursor").cloned())
+                    {
+                        cursor = named;
+                    }
+                    resumed += 1;
+                    continue 'resume;
+                }
+                Err(status) => panic!("feed: {status:?}"),
+            }
+        }
+    }
+}
+
 /// PostgreSQL stopped for 7 s and started again while two replicas serve 200 watchers
 /// and 4 writers: writers get UNAVAILABLE (never INTERNAL) during the gap and succeed
 /// after; health goes NOT_SERVING and back; every watcher ends at its execution's final
-/// revision with strictly increasing revisions; no acknowledged write is lost.
+/// revision with strictly increasing revisions, and so does every WatchExecutions feed
+/// (two on each replica); no acknowledged write is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(not(test_pg_cluster), ignore = "needs PostgreSQL's initdb and pg_ctl")]
 async fn postgres_restart_under_watchers_and_writers() {
@@ -159,6 +221,14 @@ async fn postgres_restart_under_watchers_and_writers() {
     for w in 0..WATCHERS {
         let client = connections[w % connections.len()].clone();
         watchers.spawn(watch_to_the_end(client, ids[w % EXECUTIONS].clone()));
+    }
+
+    // 4 feeds of every execution, two on each replica.
+    let mut feeds = tokio::task::JoinSet::new();
+    for f in 0..4 {
+        feeds.spawn(feed_to_the_end(
+            connections[f * 3 % connections.len()].clone(),
+        ));
     }
 
     // 4 writers, each owning every 4th execution, writing through either replica.
@@ -215,6 +285,13 @@ async fn postgres_restart_under_watchers_and_writers() {
         converged += 1;
         reopened += again;
     }
+    let mut feeds_resumed = 0;
+    while let Some(done) = tokio::time::timeout(Duration::from_secs(60), feeds.join_next())
+        .await
+        .expect("feeds converge within 60 s")
+    {
+        feeds_resumed += done.unwrap();
+    }
     let health_seen = health_task.await.unwrap();
     assert!(
         health_seen.ends_with(&[ServingStatus::NotServing, ServingStatus::Serving]),
@@ -239,6 +316,7 @@ async fn postgres_restart_under_watchers_and_writers() {
         "postgres restart: database down {DOWN:?}; writers' longest gap {gap:?}, slowest call {slowest:?}; \
          {unavailable} UNAVAILABLE answers, 0 other errors; {acknowledged} writes acknowledged, 0 lost; \
          {converged}/{WATCHERS} watchers converged at revision {FINAL_REVISION} ({reopened} reopenings); \
+         4/4 feeds converged ({feeds_resumed} resumptions); \
          health {health_seen:?}"
     ));
     a.stop().await;
