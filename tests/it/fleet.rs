@@ -198,9 +198,16 @@ async fn a_job_with_a_request_id_resumes_after_its_deadline_and_repeats_its_answ
         }
     };
     // Deadlines that grow until a call finishes the job; at least one ends it midway.
+    // They grow by a quarter at a time: a lane stops at least two batches one after the
+    // other, so a call whose deadline falls between its first and its last commit exists
+    // whatever the machine's speed.
     let mut cut_short_midway = false;
     let mut answer = None;
-    for millis in [5u64, 10, 20, 40, 80, 160, 320, 640, 1_280, 60_000] {
+    let mut deadlines: Vec<u64> = std::iter::successors(Some(5u64), |ms| Some(ms + ms / 4 + 1))
+        .take_while(|ms| *ms < 2_000)
+        .collect();
+    deadlines.push(60_000);
+    for millis in deadlines {
         let mut request = tonic::Request::new(job.clone());
         request.set_timeout(Duration::from_millis(millis));
         match client.stop_executions(request).await {
