@@ -19,6 +19,7 @@
 //! | `stop` | StopExecution of a 999-action execution | UpdateAction on the same execution |
 //! | `stop-event` | one StopExecutions over 10,000 listening executions | 10,000 StopExecution calls from `--concurrency` callers |
 //! | `watch-fanout` | change → last of W watchers; server memory per idle watcher; database reads per change (`--replicas 2`: across two servers) | — |
+//! | `feeds` | 1,000 WatchExecutions feeds (100 tenants × 10, RUNNING, BASIC) over 100 connections while 10,000 executions take 500 paced changes/s: change → every matching feed; database reads per change; memory per idle feed; a feed nobody reads (`--replicas 2`: feeds on B, writes through A) | the writes with no feed open; one WatchExecution per execution instead |
 //! | `mixed` | reads, watches, starts, updates; server RSS every `--rss-every` s | — |
 //! | `growth` | Get latency vs actions per execution, List latency vs page depth | — |
 //! | `all` | every scenario above, on one seeded data set | |

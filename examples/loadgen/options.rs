@@ -70,10 +70,29 @@ pub struct Options {
     #[arg(long, help_heading = "watch-fanout")]
     pub bare_template: bool,
     /// Servers: with 2 (PostgreSQL, server started by this run), `watch-fanout`'s
-    /// watchers sit on a second server on the same database while the changes go through
-    /// the first, so every change crosses the PostgreSQL NOTIFY relay.
+    /// watchers (and `feeds`' feeds and watchers) sit on a second server on the same
+    /// database while the changes go through the first, so every change crosses the
+    /// PostgreSQL NOTIFY relay.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2), help_heading = "watch-fanout")]
     pub replicas: u8,
+    /// Tenants (`user_key`s) of `feeds`: the executions and the feeds are spread evenly
+    /// over them.
+    #[arg(long, default_value_t = 100, help_heading = "feeds")]
+    pub feed_tenants: usize,
+    /// WatchExecutions feeds `feeds` opens, each following its tenant's RUNNING
+    /// executions (BASIC view).
+    #[arg(long, default_value_t = 1_000, help_heading = "feeds")]
+    pub feeds: usize,
+    /// RUNNING executions `feeds` starts and changes (and watches one by one, for the
+    /// baseline).
+    #[arg(long, default_value_t = 10_000, help_heading = "feeds")]
+    pub feed_executions: usize,
+    /// Changes per second `feeds` makes, paced (whatever the answers' latency).
+    #[arg(long, default_value_t = 500.0, help_heading = "feeds")]
+    pub change_rate: f64,
+    /// HTTP/2 connections `feeds`' feeds (and its per-execution watchers) share.
+    #[arg(long, default_value_t = 100, help_heading = "feeds")]
+    pub feed_connections: usize,
     /// Seconds between server RSS samples during `mixed`.
     #[arg(long, default_value_t = 10)]
     pub rss_every: u64,
@@ -122,6 +141,10 @@ pub enum Scenario {
     /// Change → all watchers latency, server memory per idle watcher, database reads per
     /// change.
     WatchFanout,
+    /// WatchExecutions: change → every matching feed latency under a paced write load,
+    /// database reads per change, server memory per idle feed, a feed nobody reads; vs
+    /// one WatchExecution per execution.
+    Feeds,
     /// A realistic blend, with the server's RSS sampled.
     Mixed,
     /// Get latency vs actions, List latency vs depth.
@@ -159,6 +182,11 @@ impl Options {
             options.connections = 2;
             options.concurrency = 8;
             options.watchers = 50;
+            options.feed_tenants = 5;
+            options.feeds = 20;
+            options.feed_executions = 200;
+            options.change_rate = 50.0;
+            options.feed_connections = 4;
             options.rss_every = 1;
             options.seed_mode = SeedMode::Api;
             if options.addr.is_none() {

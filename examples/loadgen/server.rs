@@ -1,6 +1,7 @@
 //! The server under load: this executable started again in `serve` mode as a child process
-//! (so its memory and CPU are its own), its resident memory, the database reads its change
-//! hub made, and the child mode itself.
+//! (so its memory and CPU are its own), its resident memory, its counters (the database
+//! reads its change hub and its feeds' change reader made, the changes it committed), and
+//! the child mode itself.
 
 use std::io::{BufRead, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
@@ -25,9 +26,8 @@ pub fn serve_if_child(runtime: &tokio::runtime::Runtime) -> Option<ExitCode> {
 }
 
 /// Child mode (`loadgen serve URL POOL`): a server on port 0 that prints `ready ADDR`,
-/// answers each `stats` line on stdin with `stats READS` (the executions its change hub read
-/// from the database to serve watchers), and stops when its stdin closes (so it never
-/// outlives the load generator).
+/// answers each `stats` line on stdin with its [`Stats`] (`stats READS ROUNDS ROWS
+/// PUBLISHED`), and stops when its stdin closes (so it never outlives the load generator).
 async fn serve(url: &str, pool: u32) -> anyhow::Result<()> {
     use executions::service::{Executions, WatchSettings};
     let db = executions::db::Database::connect(url, pool).await?;
@@ -35,6 +35,7 @@ async fn serve(url: &str, pool: u32) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let hub = executions::changes::ChangeHub::default();
     let executions = Executions::new(db, hub.clone(), WatchSettings::default());
+    let counted = executions.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         println!("ready {addr}");
@@ -43,7 +44,12 @@ async fn serve(url: &str, pool: u32) -> anyhow::Result<()> {
         for line in std::io::stdin().lock().lines() {
             match line.as_deref() {
                 Ok("stats") => {
-                    println!("stats {}", hub.state_reads());
+                    let (rounds, rows) = counted.feed_reads();
+                    println!(
+                        "stats {} {rounds} {rows} {}",
+                        hub.state_reads(),
+                        counted.changes_published()
+                    );
                     let _ = std::io::stdout().flush();
                 }
                 Ok(_) => {}
@@ -111,6 +117,11 @@ impl Server {
 
     /// Executions its change hub has read from the database so far.
     pub fn state_reads(&mut self) -> anyhow::Result<u64> {
+        Ok(self.stats()?.state_reads)
+    }
+
+    /// Its counters so far.
+    pub fn stats(&mut self) -> anyhow::Result<Stats> {
         let stdin = self
             .stdin
             .as_mut()
@@ -118,11 +129,22 @@ impl Server {
         writeln!(stdin, "stats")?;
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
-        let reads = line
+        let numbers: Vec<u64> = line
             .trim()
             .strip_prefix("stats ")
-            .ok_or_else(|| anyhow::anyhow!("server answered {line:?} to stats"))?;
-        Ok(reads.parse()?)
+            .ok_or_else(|| anyhow::anyhow!("server answered {line:?} to stats"))?
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        let [state_reads, feed_rounds, feed_rows, published] = numbers[..] else {
+            anyhow::bail!("server answered {line:?} to stats");
+        };
+        Ok(Stats {
+            state_reads,
+            feed_rounds,
+            feed_rows,
+            published,
+        })
     }
 
     /// Closes its stdin and waits for it to finish.
@@ -130,6 +152,64 @@ impl Server {
         drop(self.stdin.take());
         let _ = self.child.wait();
     }
+}
+
+/// A server child's counters, each counted since it started.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Executions its change hub read from the database to serve WatchExecution watchers.
+    pub state_reads: u64,
+    /// Rounds of its change reader that read the database for WatchExecutions feeds.
+    pub feed_rounds: u64,
+    /// Executions those rounds read.
+    pub feed_rows: u64,
+    /// Changes committed through it (and published to its hub).
+    pub published: u64,
+}
+
+impl Stats {
+    /// What was counted between `earlier` and these.
+    pub fn since(&self, earlier: &Stats) -> Stats {
+        Stats {
+            state_reads: self.state_reads.saturating_sub(earlier.state_reads),
+            feed_rounds: self.feed_rounds.saturating_sub(earlier.feed_rounds),
+            feed_rows: self.feed_rows.saturating_sub(earlier.feed_rows),
+            published: self.published.saturating_sub(earlier.published),
+        }
+    }
+}
+
+/// CPU time (user and system) process `pid` has used so far, in seconds (0 when unknown).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces), from the 3rd: utime is the 14th
+    // field and stime the 15th, in clock ticks (USER_HZ, 100 on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// CPU time every process named `comm` (e.g. `postgres`: its server and backends) has
+/// used so far, in seconds.
+pub fn cpu_seconds_of(comm: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == comm))
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .map(cpu_seconds)
+        .sum()
 }
 
 /// Resident memory of process `pid` in KiB (0 when unknown).

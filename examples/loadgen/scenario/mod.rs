@@ -2,6 +2,7 @@
 //! scenarios a command runs, the measurement loop (runs, median, progress lines), the idle
 //! RSS check at the end, and waiting for a quiet machine.
 
+mod feeds;
 mod get;
 mod growth;
 mod list;
@@ -66,6 +67,7 @@ impl Session {
             Stop => self.stop().await,
             StopEvent => self.stop_event().await,
             WatchFanout => self.watch_fanout().await,
+            Feeds => self.feeds().await,
             Mixed => self.mixed().await,
             Growth => self.growth().await,
             Idle | All | Smoke => Ok(()),
