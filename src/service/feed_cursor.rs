@@ -168,6 +168,22 @@ mod tests {
             f,
         );
         assert_eq!(reason(decode(&outside, f, true)), "INVALID_RESUME_CURSOR");
+        let at_most = |n: i64| {
+            encode(
+                &CommitPoint::Snapshot {
+                    xmin: 0,
+                    xmax: n,
+                    in_progress: (0..n).collect(),
+                },
+                f,
+            )
+        };
+        assert!(decode(&at_most(MAX_IN_PROGRESS as i64), f, true).is_ok());
+        assert_eq!(
+            reason(decode(&at_most(MAX_IN_PROGRESS as i64 + 1), f, true)),
+            "INVALID_RESUME_CURSOR",
+            "a list past the bound"
+        );
         let page_token = page_token::encode_position([1, 2], f);
         assert_eq!(
             reason(decode(&page_token, f, false)),
