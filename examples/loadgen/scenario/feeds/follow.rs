@@ -81,19 +81,25 @@ impl Arrivals {
     }
 
     /// When the last of `followers` had received revision `revision` of execution `id` or
-    /// a newer one (a follower may receive only the newest of several quick changes);
-    /// `None` while one of them has not.
-    pub fn delivered(&self, id: &str, revision: i64, followers: &[u32]) -> Option<Instant> {
+    /// a newer one, and how many of them first received a newer one (the change reached
+    /// them coalesced with a later one); `None` while one of them has not.
+    pub fn delivered(
+        &self,
+        id: &str,
+        revision: i64,
+        followers: &[u32],
+    ) -> Option<(Instant, usize)> {
         let map = self.lock();
         let arrivals = map.get(id)?;
-        let mut last: Option<Instant> = None;
+        let (mut last, mut coalesced): (Option<Instant>, usize) = (None, 0);
         for &follower in followers {
             let first = arrivals
                 .iter()
                 .find(|a| a.follower == follower && a.revision >= revision)?;
             last = Some(last.map_or(first.at, |l| l.max(first.at)));
+            coalesced += usize::from(first.revision > revision);
         }
-        last
+        Some((last?, coalesced))
     }
 }
 

@@ -333,7 +333,7 @@ impl Session {
     }
 
     /// Starts the plan's executions, spread evenly over the tenants, through the writes'
-    /// server; makes the writer that changes them.
+    /// server (then, on PostgreSQL, analyzes them); makes the writer that changes them.
     async fn start_feed_executions(&mut self, bench: &mut Bench) -> anyhow::Result<()> {
         let p = &bench.plan;
         let tenants = self.feed_tenants();
@@ -359,6 +359,14 @@ impl Session {
             p.actions,
             p.tenants
         ));
+        // What autovacuum would have done by now after 10,000 new rows (the benchmark
+        // machine runs PostgreSQL without it): without statistics the planner reads the
+        // change reader's statement in `seq` order through the whole table (see
+        // BENCHMARKS.md, "WatchExecutions").
+        if let Some(dbs) = self.dbs.as_ref().filter(|d| d.is_postgres()) {
+            use sea_orm::ConnectionTrait;
+            dbs.conn.execute_unprepared("ANALYZE executions").await?;
+        }
         let clients = self.channels.iter().cloned().map(Client::new).collect();
         bench.writer = Arc::new(Writer::new(clients, executions, tenants, p.actions));
         Ok(())

@@ -101,6 +101,16 @@ impl Session {
                 mid(with_feeds, Measured::writer_rounds_per_change).unwrap_or_default(),
                 mid(with_unread, Measured::rounds_per_change).unwrap_or_default(),
             ));
+            let per_change = mid(with_feeds, Measured::updates_per_change).unwrap_or_default();
+            let per_tenant = (p.feeds / p.tenants) as f64;
+            self.summary.note(format!(
+                "feeds: UPDATEs received per committed change {per_change:.3} for {per_tenant} feeds per tenant{}",
+                if (per_change - per_tenant).abs() <= per_tenant * 0.005 {
+                    ": each change reached each feed once, none fell behind and caught up from the database"
+                } else {
+                    ": changes were coalesced or repeated (feeds that fell behind catch up from the database, in reads the reader's count leaves out)"
+                }
+            ));
         }
         if let Some(per_feed) = *per_feed {
             self.summary.check(

@@ -1,6 +1,9 @@
 //! One measured window of `feeds`: the paced writes, each change timed to the moment all
 //! its followers had it, and what the servers counted and spent meanwhile (database
-//! reads, CPU, RSS).
+//! reads, CPU, RSS). It also lists the seconds of the window whose slowest change took
+//! longer than 250 ms, and counts the deliveries that reached a follower only coalesced
+//! with a later change (two changes in one reader round, or a feed that fell behind and
+//! caught up from the database), so that a tail can be told from a steady state.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -16,6 +19,8 @@ use crate::server::{Server, Stats, cpu_seconds, cpu_seconds_of, rss_kib};
 
 /// How long a change may take to reach its followers before it counts as missed.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Seconds of a window whose slowest change took longer than this are listed.
+const SLOW_MS: f64 = 250.0;
 
 /// Who must receive a change for it to count as delivered.
 pub enum Followers {
@@ -57,6 +62,8 @@ pub struct Measured {
     cpu: Option<Cpu>,
     /// The followers' server's RSS before and after the span, KiB.
     pub rss: Option<(u64, u64)>,
+    /// UPDATEs the followers received over the span.
+    updates: u64,
 }
 
 /// CPU seconds used by the processes of a run, so far or over a span.
@@ -105,6 +112,13 @@ impl Measured {
             cpu.follow
         };
         Some(servers * 1_000.0 / self.written?.published.max(1) as f64)
+    }
+
+    /// UPDATEs the followers received per committed change: as many as each change has
+    /// followers when none fell behind (a feed that falls behind catches up from the
+    /// database, which coalesces changes, and those reads are not in the reader's count).
+    pub fn updates_per_change(&self) -> Option<f64> {
+        Some(self.updates as f64 / self.written?.published.max(1) as f64)
     }
 
     /// Rounds of the writes' server's own change reader per committed change (it has no
@@ -164,24 +178,52 @@ impl Session {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // Per second of the window (by sending time), the slowest change; and the
+        // deliveries that reached a follower only coalesced with a later change.
+        let mut slowest: Vec<Duration> = Vec::new();
+        let mut coalesced = 0;
         for w in &window.writes {
             let to = followers.of(w);
             if to.is_empty() {
                 continue;
             }
             match arrivals.delivered(&w.id, w.revision, to) {
-                Some(last) => {
-                    rec.record(
-                        "→ all followers",
-                        last.saturating_duration_since(w.answered),
-                    );
+                Some((last, skipped)) => {
+                    let latency = last.saturating_duration_since(w.answered);
+                    rec.record("→ all followers", latency);
                     rec.record("→ all, from send", last.saturating_duration_since(w.sent));
+                    coalesced += skipped;
+                    let second = w
+                        .sent
+                        .saturating_duration_since(window.measure_from)
+                        .as_secs();
+                    let second = usize::try_from(second).unwrap_or(usize::MAX).min(3_600);
+                    if slowest.len() <= second {
+                        slowest.resize(second + 1, Duration::ZERO);
+                    }
+                    slowest[second] = slowest[second].max(latency);
                 }
                 None => rec.fail(
                     "→ all followers",
                     format!("revision {} of {} missed a follower", w.revision, w.id),
                 ),
             }
+        }
+        let slow: Vec<String> = slowest
+            .iter()
+            .enumerate()
+            .filter(|(_, max)| max.as_secs_f64() * 1_000.0 > SLOW_MS)
+            .map(|(s, max)| format!("{s} s ({:.0} ms)", max.as_secs_f64() * 1_000.0))
+            .collect();
+        if !slow.is_empty() || coalesced > 0 {
+            println!(
+                "  {label}: changes slower than {SLOW_MS} ms (from the answer) sent at {}; {coalesced} deliveries coalesced with a later change",
+                if slow.is_empty() {
+                    "no second".to_owned()
+                } else {
+                    slow.join(", ")
+                }
+            );
         }
         let after = self.feed_counters(bench)?;
         let cpu = self.cpu(bench).zip(cpu_before).map(|(a, b)| a.since(&b));
@@ -200,6 +242,7 @@ impl Session {
             skipped: window.skipped,
             cpu,
             rss,
+            updates,
         };
         println!(
             "  {label}: {} changes sent, {} skipped; {updates} UPDATEs received{}",

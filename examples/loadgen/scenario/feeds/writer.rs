@@ -56,6 +56,8 @@ pub struct Window {
     pub skipped: u64,
     /// Length of the measured part.
     pub measured: Duration,
+    /// When the measured part began.
+    pub measure_from: Instant,
 }
 
 /// The writer: its connections and the executions it changes.
@@ -154,6 +156,7 @@ impl Writer {
             sent,
             skipped,
             measured: duration,
+            measure_from,
         }
     }
 
