@@ -272,7 +272,7 @@ impl Session {
         if let Some(cpu) = cpu {
             let share = |s: f64| 100.0 * s / span;
             println!(
-                "  {label}: CPU over {span:.1} s: followers' server {:.0}%{}{}, load generator {:.0}% (of one core)",
+                "  {label}: CPU over {span:.1} s: followers' server {:.0}%{}{}, load generator {:.0}% (of one core); load average {}",
                 share(cpu.follow),
                 if bench.replica.is_some() {
                     format!(", writes' server {:.0}%", share(cpu.written))
@@ -281,7 +281,8 @@ impl Session {
                 },
                 cpu.database
                     .map_or(String::new(), |d| format!(", PostgreSQL {:.0}%", share(d))),
-                share(cpu.loadgen)
+                share(cpu.loadgen),
+                load_average()
             );
         }
         Ok(measured)
@@ -326,4 +327,15 @@ impl Session {
             .or(self.server.as_ref())
             .map(|s| rss_kib(s.pid()))
     }
+}
+
+/// The machine's load averages (1, 5 and 15 minutes), to tell a busy machine's figures
+/// from a quiet one's (`--wait-quiet` waits for compilers only).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
