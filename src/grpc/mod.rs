@@ -12,6 +12,7 @@
 //! `dashboard` answers `GET /` with the page.
 
 mod admission;
+mod answer;
 mod api_server;
 pub mod auth;
 mod caller;
