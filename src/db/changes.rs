@@ -39,8 +39,9 @@ pub async fn commit_point(conn: &impl ConnectionTrait) -> Result<CommitPoint, Er
     .ok_or_else(|| Error::internal(format!("unreadable commit point {text:?}")))
 }
 
-/// Every execution whose last change `since` does not see, at most `limit` (in `seq`
-/// order), as `view` shows it, with its data either way.
+/// Every execution whose last change `since` does not see, at most `limit` (in the
+/// order of their marks, the index's: a round reads only what changed, however large
+/// the table), as `view` shows it, with its data either way.
 pub async fn changed_since(
     conn: &impl ConnectionTrait,
     since: &CommitPoint,
@@ -50,7 +51,7 @@ pub async fn changed_since(
     let condition = unseen_by(since).unwrap_or_else(Condition::all);
     let select = select_changed(conn.get_database_backend(), view)
         .filter(condition)
-        .order_by(execution::Column::Seq, Order::Asc)
+        .order_by(mark(), Order::Asc)
         .limit(limit);
     let found = select.into_model::<MarkedRow>().all(conn).await?;
     found
@@ -94,7 +95,6 @@ pub async fn changed_page(
 
 /// The rows whose mark `point` does not see (`None`: every row).
 fn unseen_by(point: &CommitPoint) -> Option<Condition> {
-    let mark = || Expr::col((execution::Entity, Alias::new("change_mark")));
     match point {
         CommitPoint::Origin => None,
         CommitPoint::Counter(counter) => Some(Condition::all().add(mark().gt(*counter))),
@@ -113,6 +113,11 @@ fn unseen_by(point: &CommitPoint) -> Option<Condition> {
     }
 }
 
+/// The column holding the mark of a row's last change.
+fn mark() -> Expr {
+    Expr::col((execution::Entity, Alias::new("change_mark")))
+}
+
 /// Execution rows as a feed needs them: BASIC with the data (to match filters on), or
 /// FULL with the actions folded in; and the mark of the last change.
 fn select_changed(backend: DatabaseBackend, view: View) -> sea_orm::Select<execution::Entity> {
@@ -120,10 +125,7 @@ fn select_changed(backend: DatabaseBackend, view: View) -> sea_orm::Select<execu
         View::Basic => select_headers_and(true),
         View::Full => execution::Entity::find().expr_as(actions_json(backend), "actions_json"),
     };
-    select.expr_as(
-        Expr::col((execution::Entity, Alias::new("change_mark"))),
-        "change_mark",
-    )
+    select.expr_as(mark(), "change_mark")
 }
 
 /// A row of [`select_changed`].
