@@ -57,6 +57,10 @@ pub(super) fn frame(
     Ok(framed)
 }
 
+/// Messages ready one after the other are joined into one chunk of at most this many
+/// bytes (h2's largest DATA frame by default).
+const JOIN_UP_TO_BYTES: usize = 16 * 1024;
+
 /// Chunks of an answer at least this large are sent as they are (shared); smaller ones
 /// are copied together into one frame.
 const SHARE_FROM_BYTES: usize = 8 * 1024;
@@ -112,6 +116,54 @@ impl AnswerBody {
         }
     }
 
+    /// Joins the small messages the stream has ready now to the one in hand, into one
+    /// chunk of at most [`JOIN_UP_TO_BYTES`]: a feed's page of snapshots, or a batch of
+    /// updates, goes out as a few DATA frames instead of one per message. Each frame a
+    /// connection queues costs it memory that it keeps (h2's send queue grows to the
+    /// largest burst and does not shrink), and receivers count small frames they hold
+    /// against a budget. A message with a large shared chunk is not copied: it ends the
+    /// join, as do the stream's end and its first `Pending`.
+    fn join_ready(&mut self, cx: &mut Context<'_>) {
+        if self.chunks.len() != 1 || self.chunks[0].len() >= JOIN_UP_TO_BYTES {
+            return;
+        }
+        let mut joined = BytesMut::new();
+        let mut unjoined = VecDeque::new();
+        let mut ended = None;
+        while let Some(messages) = self.messages.as_mut() {
+            let next = match messages.as_mut().poll_next(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Some(Ok(next))) => next,
+                Poll::Ready(Some(Err(status))) => {
+                    ended = Some(status);
+                    break;
+                }
+                Poll::Ready(None) => {
+                    ended = Some(Status::new(Code::Ok, ""));
+                    break;
+                }
+            };
+            let so_far = joined.len().max(self.chunks[0].len());
+            let fits = next.len() == 1 && so_far + next[0].len() <= JOIN_UP_TO_BYTES;
+            if !fits {
+                unjoined = next;
+                break;
+            }
+            if joined.is_empty() {
+                joined.reserve(JOIN_UP_TO_BYTES.min(4 * (so_far + next[0].len())));
+                joined.extend_from_slice(&self.chunks[0]);
+            }
+            joined.extend_from_slice(&next[0]);
+        }
+        if !joined.is_empty() {
+            self.chunks = VecDeque::from([joined.freeze()]);
+        }
+        self.chunks.extend(unjoined);
+        if let Some(status) = ended {
+            self.end_with(&status);
+        }
+    }
+
     fn end_with(&mut self, status: &Status) {
         self.messages = None;
         let mut trailers = HeaderMap::new();
@@ -139,8 +191,9 @@ impl HttpBody for AnswerBody {
             match messages.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunks))) => {
-                    self.held = self.unsent.hold(&chunks);
                     self.chunks = chunks;
+                    self.join_ready(cx);
+                    self.held = self.unsent.hold(&self.chunks);
                 }
                 Poll::Ready(Some(Err(status))) => self.end_with(&status),
                 Poll::Ready(None) => self.end_with(&Status::new(Code::Ok, "")),
@@ -154,5 +207,84 @@ impl HttpBody for AnswerBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    fn message(byte: u8, len: usize) -> Result<VecDeque<Bytes>, Status> {
+        Ok(VecDeque::from([Bytes::from(vec![byte; len])]))
+    }
+
+    /// The frames of a body over `messages`: (data lengths, trailers' grpc-status).
+    async fn frames(messages: Vec<Result<VecDeque<Bytes>, Status>>) -> (Vec<Vec<u8>>, String) {
+        let mut body = AnswerBody::new(
+            futures::stream::iter(messages).boxed(),
+            UnsentBudget::new(usize::MAX),
+        );
+        let mut data = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.expect("a frame");
+            match frame.into_data() {
+                Ok(chunk) => data.push(chunk.to_vec()),
+                Err(frame) => {
+                    let trailers = frame.into_trailers().expect("trailers");
+                    let status = trailers["grpc-status"].to_str().unwrap().to_owned();
+                    return (data, status);
+                }
+            }
+        }
+        panic!("no trailers")
+    }
+
+    #[tokio::test]
+    async fn ready_small_messages_go_out_joined_in_order_up_to_the_bound() {
+        let (data, status) = frames(vec![
+            message(1, 6_000),
+            message(2, 6_000),
+            message(3, 6_000),
+            message(4, 100),
+        ])
+        .await;
+        // 1 and 2 fit in 16 KiB; 3 does not fit with them and goes out alone (it was
+        // taken from the stream already); 4 is the next frame.
+        let lengths: Vec<usize> = data.iter().map(Vec::len).collect();
+        assert_eq!(lengths, [12_000, 6_000, 100]);
+        assert_eq!(data[0], [vec![1; 6_000], vec![2; 6_000]].concat());
+        assert_eq!(data[1], vec![3; 6_000]);
+        assert_eq!(status, "0");
+    }
+
+    #[tokio::test]
+    async fn a_message_of_several_chunks_is_not_copied_and_an_error_still_ends_the_body() {
+        let shared = Bytes::from(vec![9; 20_000]);
+        let (data, status) = frames(vec![
+            message(1, 10),
+            Ok(VecDeque::from([Bytes::from(vec![2; 5]), shared.clone()])),
+            message(3, 10),
+            Err(Status::unavailable("going away")),
+        ])
+        .await;
+        let lengths: Vec<usize> = data.iter().map(Vec::len).collect();
+        assert_eq!(lengths, [10, 5, 20_000, 10]);
+        assert_eq!(status, (Code::Unavailable as i32).to_string());
+    }
+
+    #[tokio::test]
+    async fn a_stream_not_ready_sends_what_it_has() {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let mut body = AnswerBody::new(rx.boxed(), UnsentBudget::new(usize::MAX));
+        tx.unbounded_send(message(1, 10)).unwrap();
+        tx.unbounded_send(message(2, 10)).unwrap();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first.len(), 20);
+        tx.unbounded_send(message(3, 10)).unwrap();
+        let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&second[..], &[3; 10]);
     }
 }
