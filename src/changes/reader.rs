@@ -5,9 +5,9 @@
 //! Each round opens one read snapshot, takes its [`CommitPoint`], reads every execution
 //! whose last change the previous round's point did not see, and broadcasts them as one
 //! [`Batch`] with the new point. Rounds run when the change hub announces a change (a
-//! local commit, or another replica's through the relay), and every [`POLL`] while feeds
-//! are open, so a notification lost on the way only delays a change. Nothing is read
-//! while no feed is open.
+//! local commit, or another replica's through the relay), at most one every [`MIN_GAP`],
+//! and every [`POLL`] while feeds are open, so a notification lost on the way only delays
+//! a change. Nothing is read while no feed is open.
 //!
 //! Memory is bounded: a batch holds at most [`MAX_BATCH_ROWS`] executions (past that it
 //! carries only its point, and each feed catches up from the database with its own
@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, broadcast};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ChangeHub;
@@ -30,6 +31,11 @@ use crate::error::Error;
 
 /// Longest time between two rounds while feeds are open.
 pub const POLL: Duration = Duration::from_secs(1);
+/// Shortest time between the starts of two rounds: the changes committed meanwhile are
+/// read in one round, and every feed is woken once for them, not once per change (a
+/// replica taking 500 commits a second would otherwise wake each of its feeds 500 times a
+/// second). It is the most a change waits for the reader on top of the round itself.
+pub const MIN_GAP: Duration = Duration::from_millis(20);
 /// Most executions in one batch.
 pub const MAX_BATCH_ROWS: u64 = 256;
 /// Longest a round's statements may run.
@@ -111,12 +117,20 @@ impl ChangeReader {
         let reader = self.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(50);
+            let mut last_round: Option<Instant> = None;
             loop {
                 tokio::select! {
                     () = token.cancelled() => return,
                     () = reader.inner.hub.announced() => {}
                     () = tokio::time::sleep(POLL) => {}
                 }
+                if let Some(last) = last_round {
+                    tokio::select! {
+                        () = token.cancelled() => return,
+                        () = tokio::time::sleep_until(last + MIN_GAP) => {}
+                    }
+                }
+                last_round = Some(Instant::now());
                 match reader.round().await {
                     Ok(()) => backoff = Duration::from_millis(50),
                     Err(err) => {
