@@ -3,7 +3,9 @@
 //! The same (execution, revision) always has the same state, so its wire form for a
 //! (view, zone) is converted and encoded once, and every Get, List row and watch event
 //! that needs it shares the same bytes (see `wire`): a change watched by a thousand
-//! watchers is encoded once, not a thousand times, and held once while they read it.
+//! watchers is encoded once, not a thousand times, and held once while they read it. A
+//! WatchExecutions snapshot, a scan, uses what is cached but adds nothing to it
+//! ([`RenderCache::scanned_execution`]).
 
 use std::sync::Arc;
 
@@ -62,6 +64,21 @@ impl RenderCache {
     /// `execution` was read with: FULL needs the detail).
     pub fn execution(&self, out: &Presentation<'_>, execution: &Execution) -> SharedExecution {
         self.get_or_encode(out, &execution.header, || out.execution(execution))
+    }
+
+    /// The encoded wire form of `execution` met in a scan (a feed's snapshot): shared if
+    /// it is cached, else encoded for this answer alone and not kept. A scan passes each
+    /// execution once; keeping its renders would push out the revisions that many
+    /// streams are sending at once (what the cache is for), and hold a snapshot's worth of
+    /// bytes after every feed that read it has gone idle.
+    pub fn scanned_execution(
+        &self,
+        out: &Presentation<'_>,
+        execution: &Execution,
+    ) -> SharedExecution {
+        let header = &execution.header;
+        self.cached(out, header.id, header.revision)
+            .unwrap_or_else(|| SharedExecution::encode(&out.execution(execution)))
     }
 
     /// The encoded wire form of an execution held whole.

@@ -58,16 +58,20 @@ impl Presentation<'_> {
     /// `cache`.
     pub fn feed_event(&self, event: &FeedEvent, cache: &RenderCache) -> wire::FeedEvent {
         let (kind, execution, cursor, left_filter) = match event {
-            FeedEvent::Snapshot { execution, cursor } => {
-                (pb::WatchEventKind::Snapshot, Some(execution), cursor, false)
-            }
+            // A snapshot is a scan: it does not fill the cache (see `scanned_execution`).
+            FeedEvent::Snapshot { execution, cursor } => (
+                pb::WatchEventKind::Snapshot,
+                Some(cache.scanned_execution(self, &execution.execution)),
+                cursor,
+                false,
+            ),
             FeedEvent::Update {
                 execution,
                 left_filter,
                 cursor,
             } => (
                 pb::WatchEventKind::Update,
-                Some(execution),
+                Some(cache.execution(self, &execution.execution)),
                 cursor,
                 *left_filter,
             ),
@@ -76,7 +80,7 @@ impl Presentation<'_> {
         };
         wire::FeedEvent {
             kind: kind as i32,
-            execution: execution.map(|c| cache.execution(self, &c.execution)),
+            execution,
             cursor: cursor.to_string(),
             sent_at: Some(timestamp(Utc::now())),
             left_filter,
