@@ -42,6 +42,14 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://executions.db?mode=rwc";
 
 /// How long a SQLite connection waits for a lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// KiB of page cache per SQLite connection (SQLite's default is 2,000). Every connection
+/// of the pool keeps its own cache, and in WAL mode a connection drops its whole cache
+/// whenever another one has written since its last read, so under writes a large cache
+/// mostly holds pages it will not reuse: with the default, 16 connections held about 30
+/// MiB once WatchExecutions snapshots had been read through all of them (BENCHMARKS.md,
+/// WatchExecutions), and reads were no faster. Pages not cached are read from the
+/// operating system's cache.
+const SQLITE_PAGE_CACHE_KIB: u32 = 256;
 
 /// A pool of connections plus what the service needs to write through it safely.
 #[derive(Clone, Debug)]
@@ -76,6 +84,7 @@ impl Database {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true)
+                    .pragma("cache_size", format!("-{SQLITE_PAGE_CACHE_KIB}"))
             });
         let conn = sea_orm::Database::connect(options).await?;
         let sqlite = conn.get_database_backend() == DatabaseBackend::Sqlite;
