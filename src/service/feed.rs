@@ -139,7 +139,9 @@ impl Executions {
                 let mut behind = false;
                 let mut after = None;
                 while !read.is_complete() {
-                    let (point, page) = match feed.page(first, &from, after).await {
+                    // Boxed: the reads' future is large, and held inline it would
+                    // size every idle feed's state as well.
+                    let (point, page) = match Box::pin(feed.page(first, &from, after)).await {
                         Ok(page) => page,
                         Err(err) => {
                             yield Err(err);
