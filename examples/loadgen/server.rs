@@ -78,7 +78,17 @@ impl Server {
     /// Starts a server on `url` with a pool of `pool` database connections, and waits
     /// until it listens (migrations done).
     pub fn spawn(url: &str, pool: u32) -> anyhow::Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
+        // `LOADGEN_WRAP_SERVER=heaptrack` runs the server under that program (any
+        // program that takes the command to run as its arguments), to profile it.
+        let mut command = match std::env::var_os("LOADGEN_WRAP_SERVER") {
+            Some(wrap) => {
+                let mut c = Command::new(wrap);
+                c.arg(std::env::current_exe()?);
+                c
+            }
+            None => Command::new(std::env::current_exe()?),
+        };
+        let mut child = command
             .args(["serve", url, &pool.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -91,8 +101,14 @@ impl Server {
             .take()
             .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
         let mut stdout = std::io::BufReader::new(stdout);
+        // A wrapper may print lines of its own first.
         let mut line = String::new();
-        stdout.read_line(&mut line)?;
+        while !line.starts_with("ready ") {
+            line.clear();
+            if stdout.read_line(&mut line)? == 0 {
+                break;
+            }
+        }
         let addr = line
             .trim()
             .strip_prefix("ready ")
