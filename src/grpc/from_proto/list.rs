@@ -11,6 +11,21 @@ use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::service::{FeedRequest, ListRequest};
 
+/// The [`ListFilterFields`] of a request message that has them all, moved out of it (its
+/// other fields stay usable).
+macro_rules! filter_fields {
+    ($req:ident) => {
+        ListFilterFields {
+            statuses: &$req.statuses,
+            key: $req.key,
+            user_key: $req.user_key,
+            created_after: $req.created_after,
+            created_before: $req.created_before,
+            execution_data: $req.execution_data,
+        }
+    };
+}
+
 /// A ListExecutions request as a validated [`ListRequest`].
 pub fn list_request(req: pb::ListExecutionsRequest) -> Result<ListRequest, Error> {
     let page_size = page_size(req.page_size).ok_or_else(|| {
@@ -27,14 +42,7 @@ pub fn list_request(req: pb::ListExecutionsRequest) -> Result<ListRequest, Error
             "order_by is \"created_at desc\" or \"created_at asc\"",
         )
     })?;
-    let filter = list_filter(ListFilterFields {
-        statuses: &req.statuses,
-        key: req.key,
-        user_key: req.user_key,
-        created_after: req.created_after,
-        created_before: req.created_before,
-        execution_data: req.execution_data,
-    })?;
+    let filter = list_filter(filter_fields!(req))?;
     Ok(ListRequest {
         filter,
         order,
@@ -46,28 +54,14 @@ pub fn list_request(req: pb::ListExecutionsRequest) -> Result<ListRequest, Error
 
 /// A CountExecutions request as a validated filter.
 pub fn count_filter(req: pb::CountExecutionsRequest) -> Result<ListFilter, Error> {
-    list_filter(ListFilterFields {
-        statuses: &req.statuses,
-        key: req.key,
-        user_key: req.user_key,
-        created_after: req.created_after,
-        created_before: req.created_before,
-        execution_data: req.execution_data,
-    })
+    list_filter(filter_fields!(req))
 }
 
 /// A WatchExecutions request as a validated [`FeedRequest`] (the cursor is checked
 /// against the filters by the use case).
 pub fn feed_request(req: pb::WatchExecutionsRequest) -> Result<FeedRequest, Error> {
     let view = view(req.view, View::Basic)?;
-    let filter = list_filter(ListFilterFields {
-        statuses: &req.statuses,
-        key: req.key,
-        user_key: req.user_key,
-        created_after: req.created_after,
-        created_before: req.created_before,
-        execution_data: req.execution_data,
-    })?;
+    let filter = list_filter(filter_fields!(req))?;
     Ok(FeedRequest {
         filter,
         view,
@@ -75,7 +69,7 @@ pub fn feed_request(req: pb::WatchExecutionsRequest) -> Result<FeedRequest, Erro
     })
 }
 
-/// The filter fields that ListExecutions and CountExecutions share.
+/// The filter fields that ListExecutions, CountExecutions and WatchExecutions share.
 struct ListFilterFields<'a> {
     statuses: &'a [i32],
     key: String,
