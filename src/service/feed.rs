@@ -31,6 +31,11 @@ use crate::error::Error;
 
 /// Executions per page of a feed's catch-up.
 pub const CATCH_UP_PAGE: u64 = 100;
+/// Pages of catch-up read at once on a replica, whatever the number of feeds catching
+/// up: a thousand feeds opening (or resuming after a restart) at once read their pages a
+/// few at a time, instead of taking every connection of the pool from the other calls
+/// and holding a thousand pages in memory at once.
+pub const CONCURRENT_CATCH_UPS: usize = 4;
 
 /// What a feed asks for, already validated field by field.
 #[derive(Clone, Debug)]
@@ -308,6 +313,13 @@ impl Feed {
                 ..self.filter.clone()
             }
         };
+        // Never closed.
+        let _turn = self
+            .executions
+            .catch_ups
+            .acquire()
+            .await
+            .map_err(|_| Error::internal("catch-up turns closed"))?;
         let db = &self.executions.db;
         let txn = db.begin_read(None).await?;
         let point = db::commit_point(&txn).await?;

@@ -48,6 +48,8 @@ pub struct Executions {
     hashids: Arc<HashidCodec>,
     watch_settings: WatchSettings,
     watch_permits: Arc<Semaphore>,
+    /// Turns to read a page of a feed's catch-up (see [`feed::CONCURRENT_CATCH_UPS`]).
+    catch_ups: Arc<Semaphore>,
     watch_shutdown: CancellationToken,
     /// Writes in flight, each in a task of its own (see [`Executions::write`]).
     changes: TaskTracker,
@@ -62,6 +64,7 @@ impl Executions {
             hub,
             hashids: Default::default(),
             watch_permits: Arc::new(Semaphore::new(watch_settings.max_watches)),
+            catch_ups: Arc::new(Semaphore::new(feed::CONCURRENT_CATCH_UPS)),
             watch_settings,
             watch_shutdown: CancellationToken::new(),
             changes: TaskTracker::new(),

@@ -1,5 +1,6 @@
 //! WatchExecutions at its edges: bad filters and cursors, tenancy and tokens, heartbeats,
-//! the watch limit and deadlines, shutdown, a late commit and replicas (PostgreSQL).
+//! the watch limit and deadlines, shutdown, a late commit, catch-ups a few at a time and
+//! replicas (PostgreSQL).
 
 use std::time::Duration;
 
@@ -331,4 +332,61 @@ async fn changes_reach_feeds_on_another_replica_even_without_notifications() {
     }
     b.stop().await;
     a.stop().await;
+}
+
+/// Feeds that open at once read their catch-up pages a few at a time (four a replica),
+/// so they cannot take every connection of the pool from the other calls: with the
+/// table locked, ten feeds opening leave exactly four page reads waiting on it, and once
+/// it is free every feed syncs.
+#[tokio::test]
+async fn feeds_opening_at_once_read_their_pages_four_at_a_time() {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
+    let server = TestServer::builder().on(Backend::Postgres).start().await;
+    let mut client = server.client.clone();
+    start(&mut client, "turns", chain(2)).await;
+    let outside = sea_orm::Database::connect(server.database_url())
+        .await
+        .unwrap();
+    let lock = outside.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE executions IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let opening: Vec<_> = (0..10)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let mut feed = open_feed(&mut client, running_of_key("turns"))
+                    .await
+                    .unwrap();
+                until_synced(&mut feed).await.0.len()
+            })
+        })
+        .collect();
+    // A feed's page is the only read ordered by creation that waits on the lock.
+    let waiting_pages = || async {
+        let row = outside
+            .query_one_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND query LIKE '%\"created_at\" DESC%'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while waiting_pages().await < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "four pages wait on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(waiting_pages().await, 4, "no more than four at once");
+    lock.commit().await.unwrap();
+    for feed in opening {
+        assert_eq!(feed.await.unwrap(), 1, "each feed sends its snapshot");
+    }
 }
