@@ -1,5 +1,5 @@
 //! Prometheus metrics over HTTP: calls by method and code, latencies, open watches and
-//! changes published, as the calls made them.
+//! changes published, as the calls made them; and the change reader's rounds 20 ms apart.
 
 use std::time::Duration;
 
@@ -93,6 +93,60 @@ async fn metrics_are_scraped_over_http() {
         ),
         Some(1.0),
         "a watch its client dropped is counted when it ends:\n{text}"
+    );
+    server.stop().await;
+}
+
+/// The change reader reads a burst of commits in rounds at least
+/// `changes::reader::MIN_GAP` (20 ms) apart, counted by `executions_feed_reads_total`:
+/// 40 executions started at once reach the feed that follows them in no more rounds
+/// than that spacing allows over the time they took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_reader_reads_a_burst_in_rounds_twenty_ms_apart() {
+    use executions::changes::reader::MIN_GAP;
+    let port = free_port();
+    let server = TestServer::builder()
+        .config(ServerConfig {
+            metrics_listen: Some(([127, 0, 0, 1], port).into()),
+            ..test_config()
+        })
+        .start()
+        .await;
+    let mut feed = open_feed(&mut server.client.clone(), running_of_key("burst"))
+        .await
+        .unwrap();
+    until_synced(&mut feed).await;
+    let rounds = || async {
+        sample(
+            &http_get(port, "/metrics").await,
+            "executions_feed_reads_total",
+        )
+        .expect("executions_feed_reads_total")
+    };
+    let before = rounds().await;
+    let began = tokio::time::Instant::now();
+    let starts: Vec<_> = (0..40)
+        .map(|_| {
+            let mut client = server.client.clone();
+            tokio::spawn(async move { start(&mut client, "burst", chain(2)).await })
+        })
+        .collect();
+    for started in starts {
+        started.await.unwrap();
+    }
+    for _ in 0..40 {
+        assert_eq!(
+            next_change(&mut feed).await.kind(),
+            executions::proto::v1::WatchEventKind::Update
+        );
+    }
+    let elapsed = began.elapsed();
+    let read = rounds().await - before;
+    // Rounds start MIN_GAP apart; one may have begun just before `began`.
+    let most = (elapsed.as_secs_f64() / MIN_GAP.as_secs_f64()).floor() + 2.0;
+    assert!(
+        read >= 1.0 && read <= most,
+        "{read} rounds in {elapsed:?}: at most {most} may start {MIN_GAP:?} apart"
     );
     server.stop().await;
 }
