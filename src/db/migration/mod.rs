@@ -7,6 +7,7 @@ mod m0001_create_executions;
 mod m0002_status_indexes;
 mod m0003_history_and_stop_events;
 mod m0004_change_marks;
+mod m0005_lighter_history_rows;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_status_indexes::Migration),
             Box::new(m0003_history_and_stop_events::Migration),
             Box::new(m0004_change_marks::Migration),
+            Box::new(m0005_lighter_history_rows::Migration),
         ]
     }
 }
