@@ -80,13 +80,7 @@ async fn run(manager: &SchemaManager<'_>, postgres: &[&str], sqlite: &[&str]) ->
         sea_orm::DatabaseBackend::Postgres => postgres,
         _ => sqlite,
     };
-    for statement in statements {
-        manager
-            .get_connection()
-            .execute_unprepared(statement)
-            .await?;
-    }
-    Ok(())
+    super::run_statements(manager, statements).await
 }
 
 // The trait is declared through async_trait with an elided `SchemaManager` lifetime; naming

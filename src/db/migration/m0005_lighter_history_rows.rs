@@ -68,16 +68,6 @@ const POSTGRES_FOREIGN_KEY: &str = "ALTER TABLE execution_events \
      ADD CONSTRAINT execution_events_execution FOREIGN KEY (execution_seq) \
      REFERENCES executions (seq) ON DELETE CASCADE";
 
-async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    for statement in statements {
-        manager
-            .get_connection()
-            .execute_unprepared(statement)
-            .await?;
-    }
-    Ok(())
-}
-
 // The trait is declared through async_trait with an elided `SchemaManager` lifetime; naming
 // it here would no longer match the declaration.
 #[allow(elided_lifetimes_in_paths)]
@@ -85,20 +75,20 @@ async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbE
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         match manager.get_database_backend() {
-            sea_orm::DatabaseBackend::Postgres => run(manager, POSTGRES).await,
+            sea_orm::DatabaseBackend::Postgres => super::run_statements(manager, POSTGRES).await,
             // One call, so one connection: a pooled connection that loaded the schema
             // before another one dropped the old table refuses the rename ("there is
             // already another table or index with this name").
-            _ => run(manager, &[SQLITE.join(";\n").as_str()]).await,
+            _ => super::run_statements(manager, &[SQLITE.join(";\n").as_str()]).await,
         }
     }
 
     /// Restores the full index, and on PostgreSQL the foreign key (SQLite's table keeps
     /// its rebuilt form).
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, DOWN).await?;
+        super::run_statements(manager, DOWN).await?;
         if manager.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-            run(manager, &[POSTGRES_FOREIGN_KEY]).await?;
+            super::run_statements(manager, &[POSTGRES_FOREIGN_KEY]).await?;
         }
         Ok(())
     }

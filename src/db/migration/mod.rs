@@ -24,3 +24,15 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
+
+/// Runs `statements` in order, as they are: the raw SQL of a migration that differs
+/// between the databases.
+async fn run_statements(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    for statement in statements {
+        manager
+            .get_connection()
+            .execute_unprepared(statement)
+            .await?;
+    }
+    Ok(())
+}
