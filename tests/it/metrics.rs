@@ -8,11 +8,8 @@ use tonic::Code;
 
 use crate::harness::*;
 
-/// `GET /metrics` on the metrics address shows calls by method and code under the
-/// standard gRPC server names, latency histograms, open watches and changes published,
-/// as the calls made them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_are_scraped_over_http() {
+/// A server on SQLite that serves `/metrics` on the port it answers with.
+async fn metered_server() -> (TestServer, u16) {
     let port = free_port();
     let server = TestServer::builder()
         .config(ServerConfig {
@@ -21,6 +18,15 @@ async fn metrics_are_scraped_over_http() {
         })
         .start()
         .await;
+    (server, port)
+}
+
+/// `GET /metrics` on the metrics address shows calls by method and code under the
+/// standard gRPC server names, latency histograms, open watches and changes published,
+/// as the calls made them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_scraped_over_http() {
+    let (server, port) = metered_server().await;
     let mut client = server.client.clone();
     let e = start(&mut client, "metered", chain(2)).await;
     let updated = update(&mut client, &e.id, "a1", ActionStatus::Running).await;
@@ -104,14 +110,7 @@ async fn metrics_are_scraped_over_http() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_change_reader_reads_a_burst_in_rounds_twenty_ms_apart() {
     use executions::changes::reader::MIN_GAP;
-    let port = free_port();
-    let server = TestServer::builder()
-        .config(ServerConfig {
-            metrics_listen: Some(([127, 0, 0, 1], port).into()),
-            ..test_config()
-        })
-        .start()
-        .await;
+    let (server, port) = metered_server().await;
     let mut feed = open_feed(&mut server.client.clone(), running_of_key("burst"))
         .await
         .unwrap();
