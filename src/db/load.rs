@@ -211,18 +211,17 @@ async fn actions_of_many(
             .all(conn)
             .await?);
     }
-    let values = (1..=seqs.len())
-        .map(|n| format!("(${n}::bigint)"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    // The list bound as one column (see `super::columns`): the statement's text is the
+    // same for every batch.
     let sql = format!(
-        r#"SELECT a.* FROM (VALUES {values}) AS these(seq) CROSS JOIN LATERAL (SELECT * FROM "actions" WHERE "actions"."execution_seq" = these.seq OFFSET 0) AS a"#
+        r#"SELECT a.* FROM {these} CROSS JOIN LATERAL (SELECT * FROM "actions" WHERE "actions"."execution_seq" = these.seq::bigint OFFSET 0) AS a"#,
+        these = super::columns::rows_from("these", &["seq"], 1),
     );
     Ok(action::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             backend,
             sql,
-            seqs.iter().map(|&seq| seq.into()),
+            [super::columns::column(seqs.iter().copied())?],
         ))
         .all(conn)
         .await?)

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 
 use super::entity::{action, event, execution};
+use super::history::StoredEvent;
 use crate::domain::{
     ActionLog, ActionState, Counts, Detail, Event, ExecutionId, FullExecution, Header, Provenance,
     RecordedEvent, Template,
@@ -148,11 +149,12 @@ pub(super) fn action_row(seq: i64, node_id: &str, state: &ActionState) -> action
     }
 }
 
-pub(super) fn event_row(seq: i64, ordinal: i32, e: &Event, by: &Provenance) -> event::ActiveModel {
+pub(super) fn event_row(seq: i64, stored: &StoredEvent<'_>, by: &Provenance) -> event::ActiveModel {
+    let e = stored.event;
     event::ActiveModel {
         execution_seq: Set(seq),
         revision: Set(e.revision),
-        ordinal: Set(ordinal),
+        ordinal: Set(stored.ordinal),
         occurred_at: Set(to_micros(e.occurred_at)),
         kind: Set(e.kind.as_str().to_owned()),
         node_id: Set(e.node_id.clone()),
@@ -162,6 +164,7 @@ pub(super) fn event_row(seq: i64, ordinal: i32, e: &Event, by: &Provenance) -> e
         note: Set(e.note.clone()),
         actor: Set(by.actor.clone()),
         request_id: Set(by.request_id.clone()),
+        folded_actions: Set(stored.folded.clone()),
     }
 }
 

@@ -185,17 +185,19 @@ async fn random_histories_replay_to_the_current_state(server: &TestServer) {
     }
 }
 
-/// Paging a history three events at a time, oldest first and newest first, gives the
-/// whole history (the same as one page) in both orders, and the last page has no token.
+/// Paging a history a few events at a time, oldest first and newest first, gives the
+/// whole history (the same as one page) in both orders, and the last page has no token:
+/// for a completed execution, and for a stopped one, whose stop (stored as one row, see
+/// `db::history`) pages cut anywhere inside.
 async fn history_pages_agree_in_both_orders(server: &TestServer) {
     use ActionStatus::*;
     let mut client = server.client.clone();
-    let e = start(&mut client, "paged", chain(3)).await;
+    let completed = start(&mut client, "paged", chain(3)).await;
     for node in ["a1", "a2", "a3"] {
-        update(&mut client, &e.id, node, Running).await;
-        update(&mut client, &e.id, node, Completed).await;
+        update(&mut client, &completed.id, node, Running).await;
+        update(&mut client, &completed.id, node, Completed).await;
     }
-    let whole = events_of(&mut client, &e.id).await;
+    let whole = events_of(&mut client, &completed.id).await;
     // Started, 3 × (started, completed), and the completion of the execution.
     assert_eq!(whole.len(), 8);
     assert_eq!(
@@ -206,20 +208,74 @@ async fn history_pages_agree_in_both_orders(server: &TestServer) {
         whole[6].revision, whole[7].revision,
         "one change, two events"
     );
+    assert_pages_agree(&mut client, &completed.hashid, &whole, 3).await;
+
+    let stopped = start(&mut client, "paged-stop", fan(5)).await;
+    update(&mut client, &stopped.id, "p1", Running).await;
+    update(&mut client, &stopped.id, "p2", Running).await;
+    update(&mut client, &stopped.id, "p2", Completed).await;
+    let before = get(&mut client, &stopped.id).await;
+    client
+        .stop_execution(stop_request(&stopped.id, "paged"))
+        .await
+        .unwrap();
+    let whole = events_of(&mut client, &stopped.id).await;
+    let last = whole.last().unwrap().revision;
+    let stop: Vec<_> = whole
+        .iter()
+        .filter(|e| e.revision == last)
+        .map(|e| {
+            (
+                e.kind,
+                e.node_id.clone(),
+                e.from_status,
+                e.stop_reason.clone(),
+            )
+        })
+        .collect();
+    let finished = [ActionStatus::Completed as i32, ActionStatus::Failed as i32];
+    let mut expected: Vec<_> = actions_of(&before)
+        .into_iter()
+        .filter(|(_, action)| !finished.contains(&action.status))
+        .map(|(node, action)| {
+            let kind = pb::ExecutionEventKind::ActionStopped as i32;
+            (kind, node, action.status, String::new())
+        })
+        .collect();
+    assert!(expected.len() >= 4, "{expected:?}");
+    let kind = pb::ExecutionEventKind::ExecutionStopped as i32;
+    expected.push((kind, String::new(), 0, "paged".to_owned()));
+    assert_eq!(
+        stop, expected,
+        "the stop's events: each unfinished action once, in node order, from its status"
+    );
+    for page_size in 1..=4 {
+        assert_pages_agree(&mut client, &stopped.hashid, &whole, page_size).await;
+    }
+}
+
+/// Pages the history of `execution` `page_size` events at a time in both orders, and
+/// checks the pages add up to `whole`.
+async fn assert_pages_agree(
+    client: &mut Client,
+    execution: &str,
+    whole: &[pb::ExecutionEvent],
+    page_size: i32,
+) {
     for order in [pb::SortOrder::Ascending, pb::SortOrder::Descending] {
         let (mut paged, mut token) = (Vec::new(), String::new());
         loop {
             let page = client
                 .list_execution_events(pb::ListExecutionEventsRequest {
-                    execution_id: e.hashid.clone(),
-                    page_size: 3,
+                    execution_id: execution.to_owned(),
+                    page_size,
                     page_token: token,
                     order: order as i32,
                 })
                 .await
                 .unwrap()
                 .into_inner();
-            assert!(page.events.len() <= 3);
+            assert!(page.events.len() <= page_size as usize);
             paged.extend(page.events);
             if page.next_page_token.is_empty() {
                 break;
@@ -229,7 +285,7 @@ async fn history_pages_agree_in_both_orders(server: &TestServer) {
         if order == pb::SortOrder::Descending {
             paged.reverse();
         }
-        assert_eq!(paged, whole, "{order:?}");
+        assert_eq!(paged, whole, "{order:?}, pages of {page_size}");
     }
 }
 

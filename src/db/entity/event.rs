@@ -37,6 +37,10 @@ pub struct Model {
     pub actor: String,
     /// Request id of the StopExecutions job that made it.
     pub request_id: Option<String>,
+    /// On an EXECUTION_STOPPED row only: the ACTION_STOPPED events of the same change,
+    /// folded into it (see `db::history`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub folded_actions: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

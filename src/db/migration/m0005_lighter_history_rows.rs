@@ -96,18 +96,13 @@ impl MigrationTrait for Migration {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseBackend, Statement};
+    use sea_orm::{ConnectOptions, ConnectionTrait};
     use sea_orm_migration::MigratorTrait;
 
-    use crate::db::migration::Migrator;
+    use crate::db::migration::{Migrator, first_value};
 
     async fn one_number(conn: &impl ConnectionTrait, sql: &str) -> i64 {
-        let row = conn
-            .query_one_raw(Statement::from_string(DatabaseBackend::Sqlite, sql))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get_by_index::<i64>(0).unwrap()
+        first_value(conn, sql).await
     }
 
     /// On SQLite the table is rebuilt on a pool of several connections (where a rename

@@ -8,6 +8,8 @@ mod m0002_status_indexes;
 mod m0003_history_and_stop_events;
 mod m0004_change_marks;
 mod m0005_lighter_history_rows;
+mod m0006_folded_stops;
+mod m0007_room_for_updates;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +23,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_history_and_stop_events::Migration),
             Box::new(m0004_change_marks::Migration),
             Box::new(m0005_lighter_history_rows::Migration),
+            Box::new(m0006_folded_stops::Migration),
+            Box::new(m0007_room_for_updates::Migration),
         ]
     }
 }
@@ -35,4 +39,12 @@ async fn run_statements(manager: &SchemaManager<'_>, statements: &[&str]) -> Res
             .await?;
     }
     Ok(())
+}
+
+/// The first column of the one row `sql` answers on SQLite (for the migrations' tests).
+#[cfg(test)]
+async fn first_value<T: sea_orm::TryGetable>(conn: &impl sea_orm::ConnectionTrait, sql: &str) -> T {
+    let statement = sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Sqlite, sql);
+    let row = conn.query_one_raw(statement).await.unwrap().unwrap();
+    row.try_get_by_index::<T>(0).unwrap()
 }

@@ -1,0 +1,70 @@
+//! Batches of rows passed to PostgreSQL as columns: one JSON array per column, bound as
+//! one text value each and turned back into rows by `ROWS FROM (json_array_elements_text
+//! (...), ...)`, which zips the arrays element by element.
+//!
+//! Why: a batch written as a multi-row `VALUES` list or a `(a, b) IN ((...), ...)` list
+//! is a statement whose text grows with the batch. Each such statement is parsed and
+//! planned anew (its text differs from the last one's), its hundreds of bound values are
+//! each built and encoded on our side, and one over 64 KiB must be split (see
+//! `store::ACTION_INSERT_CHUNK`). As columns, a statement's text is the same whatever
+//! the batch's size, so each connection prepares it once, and its values are a few
+//! strings. Measured on a stop of 10,000 executions of 20 actions (BENCHMARKS.md,
+//! "Batches as columns").
+//!
+//! JSON `null` elements come out as SQL `NULL`; numbers and strings as their text, which
+//! the statement casts to the column's type.
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
+use serde::Serialize;
+
+use crate::error::{Error, OrInternal};
+
+/// One column of a batch: its values, in row order, as one JSON array.
+pub(super) fn column<T: Serialize>(values: impl IntoIterator<Item = T>) -> Result<Value, Error> {
+    let values: Vec<T> = values.into_iter().collect();
+    Ok(Value::from(serde_json::to_string(&values).or_internal()?))
+}
+
+/// The `FROM` item that turns columns bound as `$first`, `$first + 1`, ... into rows of
+/// a relation `alias` with the given column names (each a `text`; cast where used).
+pub(super) fn rows_from(alias: &str, names: &[&str], first: usize) -> String {
+    let arrays = (first..first + names.len())
+        .map(|n| format!("json_array_elements_text(${n}::json)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("ROWS FROM ({arrays}) AS {alias}({})", names.join(", "))
+}
+
+/// Runs a PostgreSQL statement `sql` with `values` and checks that it wrote `expected`
+/// rows (`what` names them in the error): a batch writes exactly the rows it names.
+pub(super) async fn execute_counted(
+    conn: &impl ConnectionTrait,
+    sql: String,
+    values: Vec<Value>,
+    expected: usize,
+    what: &str,
+) -> Result<(), Error> {
+    let statement = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
+    let written = conn.execute_raw(statement).await?.rows_affected();
+    if written != expected as u64 {
+        return Err(Error::internal(format!("{what}: {written} of {expected}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_json_arrays_and_zipped_in_order() {
+        assert_eq!(
+            column([Some("a\"b"), None]).unwrap(),
+            Value::from(r#"["a\"b",null]"#.to_owned())
+        );
+        assert_eq!(
+            rows_from("s", &["seq", "node"], 3),
+            "ROWS FROM (json_array_elements_text($3::json), json_array_elements_text($4::json)) AS s(seq, node)"
+        );
+    }
+}
