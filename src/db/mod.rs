@@ -65,6 +65,8 @@ pub struct Database {
     /// that a second server on the same file refuses to start (its watchers would never
     /// hear of the first one's changes, which are announced in-process only).
     _sqlite_owner: Option<Arc<std::fs::File>>,
+    /// Most connections the pool opens.
+    max_connections: u32,
 }
 
 /// Held for the length of one write transaction (a no-op on PostgreSQL).
@@ -101,7 +103,13 @@ impl Database {
             conn,
             sqlite_writer: sqlite.then(Arc::default),
             _sqlite_owner: sqlite_owner.map(Arc::new),
+            max_connections,
         })
+    }
+
+    /// Most connections the pool opens (`--db-max-connections`).
+    pub fn max_connections(&self) -> u32 {
+        self.max_connections
     }
 
     /// True on PostgreSQL (several replicas may share the database).

@@ -4,9 +4,11 @@
 //! that a call that ended early can be finished by the same call again, and a finished
 //! job's answer repeated.
 //!
-//! On PostgreSQL a job runs its batches in [`POSTGRES_LANES`] lanes at once (listeners
-//! split by `seq` modulo the lanes), so its work spreads over several backends and cores
-//! as the work of many callers would. Lanes never stop an execution twice: each batch
+//! On PostgreSQL a job runs its batches in several lanes at once ([`stop_lanes`];
+//! listeners split by `seq` modulo the lanes), so its work spreads over several backends
+//! and cores as the work of many callers would. A batch takes one of the replica's
+//! turns for stop batches first (as many as a job's lanes), so jobs running at once
+//! share them and never hold more than half of the connection pool. Lanes never stop an execution twice: each batch
 //! locks its executions and stops only those still RUNNING, so a batch that overlaps
 //! another (a resumed job, a second call with the same request id) finds them STOPPED
 //! and leaves them, uncounted. The recorded position of a job is the lowest of its
@@ -23,12 +25,24 @@ use crate::domain::fleet::{
 };
 use crate::domain::rules::{self, Outcome};
 use crate::domain::time::to_stored_precision;
-use crate::error::Error;
+use crate::error::{Error, OrInternal};
 
-/// Lanes of a job on PostgreSQL (SQLite has one writer: more lanes would only queue).
-/// Four rather than one per core: a lane waits on a round trip to the database between
-/// statements, and the others fill the wait.
-const POSTGRES_LANES: i64 = 4;
+/// Most lanes of a job on PostgreSQL. More than one per core: a lane mostly waits (a
+/// round trip to the database between statements, the commit's flush), and the others
+/// fill the wait. Measured on two cores: 3.19 s with 4 lanes, 2.11 s with 8 for 10,000
+/// executions (BENCHMARKS.md, "Batches as columns").
+const MAX_POSTGRES_LANES: u32 = 8;
+
+/// Lanes of a job, which are also the replica's turns for stop batches: on PostgreSQL,
+/// half the connection pool, at most [`MAX_POSTGRES_LANES`]; on SQLite one (it has one
+/// writer: more lanes would only queue).
+pub(super) fn stop_lanes(db: &db::Database) -> usize {
+    if db.is_postgres() {
+        (db.max_connections() / 2).clamp(1, MAX_POSTGRES_LANES) as usize
+    } else {
+        1
+    }
+}
 
 /// How far one lane of a job got after one batch.
 #[derive(Clone, Copy, Debug, Default)]
@@ -133,11 +147,7 @@ impl Executions {
         after_seq: i64,
         record: impl Fn(Vec<StoppedExecution>, Progress),
     ) -> Result<(), Error> {
-        let lanes = if self.db.conn().get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-            POSTGRES_LANES
-        } else {
-            1
-        };
+        let lanes = stop_lanes(&self.db) as i64;
         // Each lane's position; the job records the lowest.
         let positions = std::sync::Mutex::new(vec![after_seq; lanes as usize]);
         let lane_work = (0..lanes).map(|index| {
@@ -146,10 +156,12 @@ impl Executions {
                 let lane = Lane { index, of: lanes };
                 let mut after = after_seq;
                 loop {
+                    let turn = self.stop_turns.acquire().await.or_internal()?;
                     let low = lock(positions).iter().copied().min().unwrap_or(after_seq);
                     let (stopped, progress) = self
                         .stop_batch(caller, request, request_id, lane, after, low)
                         .await?;
+                    drop(turn);
                     record(stopped, progress);
                     if progress.finished {
                         return Ok::<_, Error>(());

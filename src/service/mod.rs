@@ -50,6 +50,9 @@ pub struct Executions {
     watch_permits: Arc<Semaphore>,
     /// Turns to read a page of a feed's catch-up (see [`feed::CONCURRENT_CATCH_UPS`]).
     catch_ups: Arc<Semaphore>,
+    /// Turns to run a batch of a StopExecutions job, shared by every job of this replica
+    /// (see [`fleet::stop_lanes`]).
+    stop_turns: Arc<Semaphore>,
     watch_shutdown: CancellationToken,
     /// Writes in flight, each in a task of its own (see [`Executions::write`]).
     changes: TaskTracker,
@@ -60,6 +63,7 @@ impl Executions {
     pub fn new(db: Database, hub: ChangeHub, watch_settings: WatchSettings) -> Self {
         Self {
             reader: ChangeReader::new(db.clone(), hub.clone()),
+            stop_turns: Arc::new(Semaphore::new(fleet::stop_lanes(&db))),
             db,
             hub,
             hashids: Default::default(),
