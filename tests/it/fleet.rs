@@ -519,3 +519,73 @@ async fn answer_lists_at_most_ten_thousand(backend: Backend) {
     assert_eq!(stopped, N as i64);
     server.stop().await;
 }
+
+/// Stop jobs running at once share the replica's turns for stop batches (half the pool:
+/// 4 of the test server's 8 connections), so they never hold the whole pool. Three jobs
+/// of 1,500 listeners each (4 lanes each, 12 in all) run together while PostgreSQL's
+/// `pg_stat_activity` is sampled: at most the 4 turns, plus 2 for what runs outside
+/// them (a job's record, its answer, the change reader), are ever busy (4 seen). Without
+/// the turns, the 12 lanes fill the pool (7 seen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+async fn stop_jobs_at_once_share_half_the_pool() {
+    use sea_orm::ConnectionTrait;
+    const PER_JOB: usize = 1_500;
+    let server = TestServer::builder().on(Backend::Postgres).start().await;
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut starters = Vec::new();
+    for _ in 0..32 {
+        let (mut client, next) = (server.client.clone(), next.clone());
+        starters.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= 3 * PER_JOB {
+                    return;
+                }
+                let request = pb::StartExecutionRequest {
+                    view: ExecutionView::Basic as i32,
+                    ..listener(&[&format!("job-{}", i % 3)], json!({}), "")
+                };
+                client.start_execution(request).await.unwrap();
+            }
+        }));
+    }
+    for starter in starters {
+        starter.await.unwrap();
+    }
+
+    let observer = sea_orm::Database::connect(server.database_url())
+        .await
+        .unwrap();
+    let busy = sea_orm::Statement::from_string(
+        sea_orm::DatabaseBackend::Postgres,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')",
+    );
+    let jobs: Vec<_> = (0..3)
+        .map(|job| {
+            let mut client = server.client.clone();
+            tokio::spawn(async move {
+                client
+                    .stop_executions(stop_event(&format!("job-{job}"), json!({})))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .stopped_count
+            })
+        })
+        .collect();
+    let mut most_busy = 0;
+    while jobs.iter().any(|job| !job.is_finished()) {
+        let row = observer.query_one_raw(busy.clone()).await.unwrap().unwrap();
+        most_busy = most_busy.max(row.try_get_by_index::<i64>(0).unwrap());
+    }
+    for job in jobs {
+        assert_eq!(job.await.unwrap(), PER_JOB as i64);
+    }
+    assert!(
+        (1..=6).contains(&most_busy),
+        "at most 4 stop batches and 2 other statements at once, saw {most_busy} busy connections"
+    );
+    server.stop().await;
+}
