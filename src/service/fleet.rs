@@ -9,10 +9,10 @@
 //! and cores as the work of many callers would. A batch takes one of the replica's
 //! turns for stop batches first (as many as a job's lanes), so jobs running at once
 //! share them and never hold more than half of the connection pool. Lanes never stop an
-//! execution twice: each batch locks its executions and stops only those still RUNNING, so a batch that overlaps
-//! another (a resumed job, a second call with the same request id) finds them STOPPED
-//! and leaves them, uncounted. The recorded position of a job is the lowest of its
-//! lanes', so a resumed job redoes at most what was in flight.
+//! execution twice: each batch locks its executions and stops only those still RUNNING,
+//! so a batch that overlaps another (a resumed job, a second call with the same request
+//! id) finds them STOPPED and leaves them, uncounted. The recorded position of a job is
+//! the lowest of its lanes', so a resumed job redoes at most what was in flight.
 
 use chrono::Utc;
 
