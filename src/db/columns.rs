@@ -14,7 +14,11 @@
 //! JSON `null` elements come out as SQL `NULL`; numbers and strings as their text, which
 //! the statement casts to the column's type.
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
+use sea_orm::sea_query::{ColumnType, sea_value_to_json_value};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityName, EntityTrait,
+    IdenStatic, Iterable, Statement, Value,
+};
 use serde::Serialize;
 
 use crate::error::{Error, OrInternal};
@@ -33,6 +37,55 @@ pub(super) fn rows_from(alias: &str, names: &[&str], first: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!("ROWS FROM ({arrays}) AS {alias}({})", names.join(", "))
+}
+
+/// Inserts `rows` of one table on PostgreSQL with one statement, every column of the
+/// entity bound as a column (a column a row leaves unset is NULL there), and checks
+/// they were all inserted. The rows are built as for any other insert (one place maps a
+/// domain value to its row); only how they travel differs.
+pub(super) async fn insert<A: ActiveModelTrait>(
+    conn: &impl ConnectionTrait,
+    rows: &[A],
+) -> Result<(), Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let all: Vec<<A::Entity as EntityTrait>::Column> =
+        <A::Entity as EntityTrait>::Column::iter().collect();
+    let names: Vec<&str> = all.iter().map(IdenStatic::as_str).collect();
+    let selected = all
+        .iter()
+        .map(|column| {
+            let name = column.as_str();
+            match column.def().get_column_type() {
+                ColumnType::BigInteger => format!("r.{name}::bigint"),
+                ColumnType::Integer => format!("r.{name}::integer"),
+                ColumnType::Boolean => format!("r.{name}::boolean"),
+                _ => format!("r.{name}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        r#"INSERT INTO "{table}" ({quoted}) SELECT {selected} FROM {rows_from}"#,
+        table = A::Entity::default().table_name(),
+        quoted = names
+            .iter()
+            .map(|n| format!(r#""{n}""#))
+            .collect::<Vec<_>>()
+            .join(", "),
+        rows_from = rows_from("r", &names, 1),
+    );
+    let values = all
+        .iter()
+        .map(|of| {
+            column(rows.iter().map(|row| match row.get(*of).into_value() {
+                Some(value) => sea_value_to_json_value(&value),
+                None => serde_json::Value::Null,
+            }))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    execute_counted(conn, sql, values, rows.len(), "rows inserted").await
 }
 
 /// Runs a PostgreSQL statement `sql` with `values` and checks that it wrote `expected`

@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use super::entity::{action, event, execution, stop_subscription};
-use super::history::{self, StoredEvent};
+use super::history;
 use super::{columns, rows};
 use crate::domain::{ActionState, Event, FullExecution, Provenance};
 use crate::error::Error;
@@ -99,69 +99,22 @@ pub async fn insert_events_of_many<'a>(
     if stored.is_empty() {
         return Ok(());
     }
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        for chunk in stored.chunks(EVENT_INSERT_CHUNK) {
-            insert_events_as_columns(conn, chunk, by).await?;
-        }
-        return Ok(());
-    }
     let rows: Vec<event::ActiveModel> = stored
         .iter()
         .map(|(seq, row)| rows::event_row(*seq, row, by))
         .collect();
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        for chunk in rows.chunks(EVENT_INSERT_CHUNK) {
+            columns::insert(conn, chunk).await?;
+        }
+        return Ok(());
+    }
     for chunk in rows.chunks(EVENT_INSERT_CHUNK) {
         event::Entity::insert_many(chunk.to_vec())
             .exec(conn)
             .await?;
     }
     Ok(())
-}
-
-/// [`insert_events_of_many`] on PostgreSQL: one statement for up to
-/// [`EVENT_INSERT_CHUNK`] rows, bound as columns (see [`super::columns`]); the
-/// provenance, the same for every row, bound once.
-async fn insert_events_as_columns(
-    conn: &impl ConnectionTrait,
-    stored: &[(i64, StoredEvent<'_>)],
-    by: &Provenance,
-) -> Result<(), Error> {
-    let names = [
-        "execution_seq",
-        "revision",
-        "ordinal",
-        "occurred_at",
-        "kind",
-        "node_id",
-        "from_status",
-        "to_status",
-        "scheduled_at",
-        "note",
-        "folded_actions",
-    ];
-    let sql = format!(
-        r#"INSERT INTO "{table}" ({columns}, "actor", "request_id") SELECT r.execution_seq::bigint, r.revision::bigint, r.ordinal::integer, r.occurred_at::bigint, r.kind, r.node_id, r.from_status, r.to_status, r.scheduled_at::bigint, r.note, r.folded_actions, $1, $2 FROM {rows}"#,
-        table = event::Entity.table_name(),
-        columns = names.map(|n| format!(r#""{n}""#)).join(", "),
-        rows = columns::rows_from("r", &names, 3),
-    );
-    let status = |s: Option<crate::domain::ActionStatus>| s.map(|s| s.as_str());
-    let events = || stored.iter().map(|(_, row)| row.event);
-    let values = vec![
-        by.actor.clone().into(),
-        by.request_id.clone().into(),
-        columns::column(stored.iter().map(|(seq, _)| *seq))?,
-        columns::column(events().map(|e| e.revision))?,
-        columns::column(stored.iter().map(|(_, row)| row.ordinal))?,
-        columns::column(events().map(|e| rows::to_micros(e.occurred_at)))?,
-        columns::column(events().map(|e| e.kind.as_str()))?,
-        columns::column(events().map(|e| e.node_id.as_deref()))?,
-        columns::column(events().map(|e| status(e.from_status)))?,
-        columns::column(events().map(|e| status(e.to_status)))?,
-        columns::column(events().map(|e| e.scheduled_at.map(rows::to_micros)))?,
-        columns::column(events().map(|e| e.note.as_deref()))?,
-        columns::column(stored.iter().map(|(_, row)| row.folded.as_deref()))?,
-    ];
-    columns::execute_counted(conn, sql, values, stored.len(), "history rows inserted").await
 }
 
 /// Saves stops of many executions made by the domain in one transaction: each header
