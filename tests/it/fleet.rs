@@ -16,6 +16,7 @@ db_tests!(
     a_stop_event_stops_the_listening_running_executions_that_match,
     a_job_with_a_request_id_resumes_after_its_deadline_and_repeats_its_answer,
     executions_that_finish_during_a_job_are_not_stopped,
+    a_batch_stops_more_actions_than_one_statement_names,
 );
 db_tests!(config = super::tokens_config; a_stop_event_stops_in_the_callers_tenant_only);
 
@@ -588,4 +589,58 @@ async fn stop_jobs_at_once_share_half_the_pool() {
         "at most 4 stop batches and 2 other statements at once, saw {most_busy} busy connections"
     );
     server.stop().await;
+}
+
+/// A stop job over 80 executions of 120 actions: each batch (20 executions in each of the
+/// test server's 4 lanes on PostgreSQL, all 80 on SQLite) stops over 2,400 actions, more
+/// than one statement names on PostgreSQL (2,000 pairs), so it takes two; every action
+/// of every execution ends STOPPED, each execution at revision 2, and its history (one
+/// row, unfolded) has one ACTION_STOPPED event per action.
+async fn a_batch_stops_more_actions_than_one_statement_names(server: &TestServer) {
+    let mut client = server.client.clone();
+    let mut ids = Vec::new();
+    for _ in 0..80 {
+        let request = pb::StartExecutionRequest {
+            template: Some(fan(120)),
+            ..listener(&["wide"], json!({}), "")
+        };
+        ids.push(
+            client
+                .start_execution(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .id,
+        );
+    }
+    let answer = client
+        .stop_executions(stop_event("wide", json!({})))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.stopped_count, 80);
+    for execution in get_all(&mut client, &ids).await {
+        assert_eq!(execution.revision, 2);
+        let statuses: Vec<i32> = execution
+            .stats
+            .values()
+            .filter_map(|stat| match &stat.kind {
+                Some(pb::stat::Kind::Action(a)) => Some(a.status),
+                _ => None,
+            })
+            .collect();
+        assert!(statuses.len() >= 120, "{} actions", statuses.len());
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == pb::ActionStatus::Stopped as i32),
+            "every action stopped"
+        );
+        let stopped = events_of(&mut client, &execution.id)
+            .await
+            .into_iter()
+            .filter(|e| e.kind == pb::ExecutionEventKind::ActionStopped as i32)
+            .count();
+        assert_eq!(stopped, statuses.len());
+    }
 }
