@@ -14,7 +14,7 @@
 //! | `list-first` | ListExecutions, first page of 25, BASIC | — |
 //! | `list-deep` | the page of 25 after a deep token (reached once by following tokens) | `list-first` p50 |
 //! | `count` | CountExecutions of every execution, and of one tenant's RUNNING ones | `list-first` p50 |
-//! | `start` | StartExecution of a fork/join template | — |
+//! | `start` | StartExecution of a fork/join template; then with 1, 8, 32 and 128 callers | on PostgreSQL, pgbench's TPC-B; each caller count, the one before it |
 //! | `update` | a worker's whole lifecycle: each action SCHEDULED → RUNNING → COMPLETED | on PostgreSQL, pgbench's TPC-B |
 //! | `stop` | StopExecution of a 999-action execution | UpdateAction on the same execution |
 //! | `stop-event` | one StopExecutions over 10,000 listening executions | 10,000 StopExecution calls from `--concurrency` callers |

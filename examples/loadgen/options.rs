@@ -130,7 +130,7 @@ pub enum Scenario {
     /// CountExecutions of every execution and of one tenant's RUNNING ones, vs the first
     /// List page.
     Count,
-    /// StartExecution.
+    /// StartExecution (vs pgbench TPC-B on PostgreSQL), then at 1, 8, 32 and 128 callers.
     Start,
     /// Whole worker lifecycles through UpdateAction (vs pgbench TPC-B on PostgreSQL).
     Update,
