@@ -124,10 +124,12 @@ pub async fn scope_now(
         .all(conn)
         .await?
         .pop();
-    let listed: Vec<(uuid::Uuid, i64, i64)> = execution::Entity::find()
+    let listed: Vec<(uuid::Uuid, i64, i64, i64)> = execution::Entity::find()
         .select_only()
-        .columns([C::Id, C::Seq, C::Revision])
+        .columns([C::Id, C::Seq, C::Revision, C::CreatedAt])
         .filter(condition)
+        // Oldest first, as List orders them (creation times, not `seq`, follow commits).
+        .order_by(C::CreatedAt, Order::Asc)
         .order_by(C::Seq, Order::Asc)
         .limit(limit)
         .into_tuple()
@@ -137,13 +139,21 @@ pub async fn scope_now(
         count.unwrap_or(0),
         listed
             .into_iter()
-            .map(|(id, seq, revision)| StoppedExecution {
-                id: ExecutionId::new(id),
-                seq,
-                revision,
-            })
-            .collect(),
+            .map(stopped_execution)
+            .collect::<Result<_, _>>()?,
     ))
+}
+
+/// A row of (id, seq, revision, created_at) as a [`StoppedExecution`].
+fn stopped_execution(
+    (id, seq, revision, created_at): (uuid::Uuid, i64, i64, i64),
+) -> Result<StoppedExecution, Error> {
+    Ok(StoppedExecution {
+        id: ExecutionId::new(id),
+        seq,
+        revision,
+        created_at: rows::from_micros(created_at)?,
+    })
 }
 
 /// The executions `seqs`, each with its actions, locked for a change until the
@@ -176,7 +186,8 @@ pub async fn load_many_for_change(
     with_actions_of_many(conn, locked).await
 }
 
-/// The executions that the job `request_id` of `user_key` stopped, oldest first, at most
+/// The executions that the job `request_id` of `user_key` stopped, oldest first (List's
+/// order), at most
 /// `limit`: those with an EXECUTION_STOPPED event that carries its request id. A stopped
 /// execution never changes again, so its current revision is the one it was stopped at.
 pub async fn stopped_by_job(
@@ -200,24 +211,18 @@ pub async fn stopped_by_job(
         .and_where(event::Column::RequestId.eq(request_id))
         .and_where(stopped_kind)
         .to_owned();
-    let rows: Vec<(uuid::Uuid, i64, i64)> = execution::Entity::find()
+    let rows: Vec<(uuid::Uuid, i64, i64, i64)> = execution::Entity::find()
         .select_only()
-        .columns([C::Id, C::Seq, C::Revision])
+        .columns([C::Id, C::Seq, C::Revision, C::CreatedAt])
         .filter(C::UserKey.eq(user_key))
         .filter(C::Seq.in_subquery(stopped))
+        .order_by(C::CreatedAt, Order::Asc)
         .order_by(C::Seq, Order::Asc)
         .limit(limit)
         .into_tuple()
         .all(conn)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, seq, revision)| StoppedExecution {
-            id: ExecutionId::new(id),
-            seq,
-            revision,
-        })
-        .collect())
+    rows.into_iter().map(stopped_execution).collect()
 }
 
 /// The job `request_id` of `user_key`, if it exists.

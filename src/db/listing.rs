@@ -1,5 +1,6 @@
 //! ListExecutions' query: typed filters, keyset pagination over (created_at, seq) with no
-//! OFFSET, and one query for the actions of a whole FULL page (no N+1).
+//! OFFSET (below the creations' horizon on PostgreSQL), and one query for the actions of
+//! a whole FULL page (no N+1).
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -7,6 +8,7 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 
+use super::creations::Horizon;
 use super::entity::execution;
 use super::load::{select_headers, with_actions_of_many};
 use super::rows;
@@ -14,13 +16,21 @@ use crate::domain::listing::{Cursor, ListFilter, ListQuery, SortOrder};
 use crate::domain::{Execution, ExecutionStatus, View};
 use crate::error::{Error, OrInternal};
 
-/// Executions matching the query, in its order, at most `limit`.
-pub async fn list(conn: &impl ConnectionTrait, query: &ListQuery) -> Result<Vec<Execution>, Error> {
+/// Executions matching the query, in its order, at most `limit`; with a `horizon`, only
+/// those created before it (see [`super::creations`]).
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    query: &ListQuery,
+    horizon: Option<Horizon>,
+) -> Result<Vec<Execution>, Error> {
     use execution::Column as C;
     let backend = conn.get_database_backend();
     let mut condition = filter_condition(&query.filter, backend)?;
     if let Some(after) = query.after {
         condition = condition.add(after_condition(after, query.order));
+    }
+    if let Some(horizon) = horizon {
+        condition = condition.add(C::CreatedAt.lt(horizon.micros()));
     }
     let order = match query.order {
         SortOrder::NewestFirst => Order::Desc,

@@ -4,6 +4,7 @@
 
 mod changes;
 mod columns;
+mod creations;
 pub mod entity;
 pub mod fleet;
 mod history;
@@ -27,13 +28,14 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use changes::{changed_page, changed_since, commit_point};
+pub use creations::{Horizon, creation_time, horizon};
 pub use history::{EventPosition, list_events};
 pub use listing::{count_by_status, list};
 pub use load::{find_by_request_id, load, load_for_change, load_many, revision_of};
 pub use retention::{delete_finished_before, take_retention_turn};
 pub use store::{
-    creation_time, insert_events, insert_events_of_many, insert_execution, is_unique_violation,
-    save_change, save_stops,
+    insert_events, insert_events_of_many, insert_execution, is_unique_violation, save_change,
+    save_stops,
 };
 
 use crate::error::Error;
@@ -275,7 +277,7 @@ impl From<DbErr> for Error {
                 source: Box::new(err),
                 site,
             }
-        } else if is_statement_timeout(&err) {
+        } else if is_budget_spent(&err) {
             Error::DeadlineExceeded
         } else {
             Error::Database {
@@ -308,8 +310,10 @@ fn is_disk_full(err: &DbErr) -> bool {
     }
 }
 
-/// PostgreSQL's `query_canceled` (57014): what `statement_timeout` raises.
-fn is_statement_timeout(err: &DbErr) -> bool {
+/// PostgreSQL's `query_canceled` (57014), what `statement_timeout` raises, or
+/// `lock_not_available` (55P03), what `lock_timeout` raises: both are set only from a
+/// caller's deadline.
+fn is_budget_spent(err: &DbErr) -> bool {
     let (DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) =
         err
     else {
@@ -317,7 +321,7 @@ fn is_statement_timeout(err: &DbErr) -> bool {
     };
     sqlx.as_database_error()
         .and_then(|db| db.code())
-        .is_some_and(|code| code == "57014")
+        .is_some_and(|code| code == "57014" || code == "55P03")
 }
 
 fn is_outage(err: &DbErr) -> bool {

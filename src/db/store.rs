@@ -1,11 +1,11 @@
-//! Writing executions: insert a new one with its actions, take its creation time, and save
-//! a change guarded by the revision it was made from.
+//! Writing executions: insert a new one with its actions, and save a change guarded by
+//! the revision it was made from.
 
 use sea_orm::ActiveValue::NotSet;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityName, EntityTrait, QueryFilter,
-    QuerySelect, SqlErr, Statement,
+    SqlErr,
 };
 
 use super::entity::{action, event, execution, stop_subscription};
@@ -199,44 +199,6 @@ async fn stop_actions_as_columns(
         "stopped action rows updated",
     )
     .await
-}
-
-/// Key of the PostgreSQL advisory lock that orders creations.
-const CREATION_LOCK: i64 = 0x6578_6563_6372_6561; // "exec" "crea"
-
-/// The creation time of a new execution, taken inside the write transaction so that
-/// creation times increase in commit order: list pages walk `created_at`, and a row that
-/// committed after a page was read must not sort before that page's cursor. On
-/// PostgreSQL, creations (across replicas) take turns on an advisory lock held until
-/// commit; on SQLite the caller already holds the only write lock. The time is `now`, or
-/// 1 µs after the newest execution if the clock is behind it.
-pub async fn creation_time(
-    conn: &impl ConnectionTrait,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<chrono::DateTime<chrono::Utc>, Error> {
-    let backend = conn.get_database_backend();
-    if backend == DatabaseBackend::Postgres {
-        conn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            "SELECT pg_advisory_xact_lock($1)",
-            [CREATION_LOCK.into()],
-        ))
-        .await?;
-    }
-    let newest: Option<i64> = execution::Entity::find()
-        .select_only()
-        .expr(execution::Column::CreatedAt.max())
-        .into_tuple()
-        // `.all()`, not `.one()`: no `LIMIT ?` to make SQLite recompile it (see `load`).
-        .all(conn)
-        .await?
-        .pop()
-        .flatten();
-    let now_us = rows::to_micros(now);
-    match newest {
-        Some(newest) if newest >= now_us => rows::from_micros(newest + 1),
-        _ => Ok(now),
-    }
 }
 
 /// True when a write failed on a unique index.

@@ -69,6 +69,15 @@ pub struct StoppedExecution {
     pub seq: i64,
     /// Revision at which it was stopped (dry run: its current revision).
     pub revision: i64,
+    /// When it was created: with `seq`, its place among the oldest (List's order).
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl StoppedExecution {
+    /// Its place in List's `created_at asc` order.
+    pub fn age_order(&self) -> (chrono::DateTime<chrono::Utc>, i64) {
+        (self.created_at, self.seq)
+    }
 }
 
 /// What a StopExecutions call answers.

@@ -104,12 +104,13 @@ impl Executions {
         request: StopRequest,
     ) -> Result<StopResult, Error> {
         /// What the lanes gathered: counts, and the oldest stopped executions (lanes
-        /// finish batches in any order, so the listed ones are kept by `seq`).
+        /// finish batches in any order, so the listed ones are kept in List's order).
         #[derive(Default)]
         struct Gathered {
             matched: i64,
             stopped: i64,
-            oldest: std::collections::BTreeMap<i64, StoppedExecution>,
+            oldest:
+                std::collections::BTreeMap<(chrono::DateTime<chrono::Utc>, i64), StoppedExecution>,
             truncated: bool,
         }
         let gathered = std::sync::Mutex::new(Gathered::default());
@@ -118,7 +119,7 @@ impl Executions {
             gathered.matched += progress.matched;
             gathered.stopped += stopped.len() as i64;
             for execution in stopped {
-                gathered.oldest.insert(execution.seq, execution);
+                gathered.oldest.insert(execution.age_order(), execution);
                 if gathered.oldest.len() as u64 > MAX_LISTED_STOPPED {
                     gathered.oldest.pop_last();
                     gathered.truncated = true;
@@ -386,6 +387,7 @@ impl Executions {
                 id: e.header.id,
                 seq: e.header.seq,
                 revision: e.header.revision,
+                created_at: e.header.created_at,
             })
             .collect();
         Ok((stopped, progress))

@@ -112,12 +112,14 @@ impl Executions {
             view: request.view,
         };
         let budget = caller.budget()?;
+        // Before the page's snapshot: every row the page may read has committed.
+        let horizon = db::horizon(self.db.conn(), budget).await?;
         let mut executions = if query.view == View::Basic && budget.is_none() {
-            db::list(self.db.conn(), &query).await?
+            db::list(self.db.conn(), &query, horizon).await?
         } else {
             // As for `get`: one snapshot, and the deadline's budget in the database.
-            let txn = self.db.begin_read(budget).await?;
-            let page = db::list(&txn, &query).await?;
+            let txn = self.db.begin_read(caller.budget()?).await?;
+            let page = db::list(&txn, &query, horizon).await?;
             txn.commit().await?;
             page
         };

@@ -7,6 +7,7 @@ use tonic::Code;
 
 use crate::db_tests;
 use crate::harness::*;
+use executions::proto::v1 as pb;
 
 db_tests!(a_passed_deadline_cancels_the_database_work);
 
@@ -68,4 +69,83 @@ async fn a_passed_deadline_cancels_the_database_work(server: &TestServer) {
     // The execution is not left locked: the next change goes through.
     let moved = update(&mut client, &e.id, "a1", ActionStatus::Running).await;
     assert_eq!(moved.revision, 2);
+}
+
+/// On PostgreSQL a List page first waits for the creations in flight to commit (its
+/// horizon). With one that never commits (held here from outside, as a start holds its
+/// turn: the creations' advisory lock, shared), a List with a deadline ends at it with
+/// DEADLINE_EXCEEDED and leaves no statement waiting; starts go on meanwhile, and once the
+/// creation ends, the same List answers with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+async fn a_list_waiting_for_a_creation_ends_at_its_deadline() {
+    use sea_orm::TransactionTrait;
+    /// `db::creations::CREATION_LOCK`.
+    const CREATION_LOCK: i64 = 0x6578_6563_6372_6561;
+    let server = TestServer::builder().on(Backend::Postgres).start().await;
+    let mut client = server.client.clone();
+    let outside = sea_orm::Database::connect(server.database_url())
+        .await
+        .unwrap();
+    let creating = outside.begin().await.unwrap();
+    creating
+        .execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock_shared({CREATION_LOCK})"
+        ))
+        .await
+        .unwrap();
+
+    let list = || pb::ListExecutionsRequest {
+        key: "horizon".into(),
+        ..Default::default()
+    };
+    let mut request = tonic::Request::new(list());
+    request.set_timeout(Duration::from_millis(300));
+    let asked = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(5), client.list_executions(request))
+        .await
+        .expect("the deadline ends the call")
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    // Starts share the turn with the one in flight: they do not wait for it.
+    let started = tokio::time::timeout(
+        Duration::from_secs(5),
+        start(&mut client, "horizon", chain(1)),
+    )
+    .await
+    .expect("a start does not wait for another creation");
+
+    let database = server.postgres().unwrap();
+    let waiting = format!(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+        database.name()
+    );
+    let admin = database.admin().await;
+    let row = admin
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            waiting,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.try_get::<i64>("", "n").unwrap(),
+        0,
+        "a statement still waits"
+    );
+
+    creating.rollback().await.unwrap();
+    let page = client.list_executions(list()).await.unwrap().into_inner();
+    let ids: Vec<_> = page.executions.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, [started.id.as_str()]);
 }

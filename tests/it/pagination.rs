@@ -2,6 +2,8 @@
 //! both orders.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::db_tests;
 use crate::harness::*;
@@ -9,6 +11,7 @@ use executions::proto::v1 as pb;
 
 db_tests!(
     pages_never_skip_or_repeat_rows_inserted_between_fetches,
+    ascending_pages_miss_nothing_started_meanwhile,
     filters_combine,
     page_size_defaults_and_last_page,
 );
@@ -82,6 +85,97 @@ async fn pages_never_skip_or_repeat_rows_inserted_between_fetches(server: &TestS
     assert_eq!(seen.len(), 60 + 15 + inserted.len());
     assert_eq!(&seen[..60], original.as_slice(), "oldest first");
     assert_eq!(&seen[seen.len() - inserted.len()..], inserted.as_slice());
+}
+
+/// Ascending pages walked while 64 callers start executions (a quarter of them large,
+/// so that their commits take longer). Four walkers walk again and again from 20 ms
+/// before they begin (`created_after`), so that their pages are read where rows are
+/// still committing. Once the starts are over, each walk (at most 300 of them) must be
+/// the beginning of the same walk made again: a start that commits after a page was
+/// read must never sort before that page's cursor. And starts must not take turns to keep it so
+/// (the figures of `loadgen start`).
+async fn ascending_pages_miss_nothing_started_meanwhile(server: &TestServer) {
+    const CALLERS: usize = 64;
+    const STARTS_EACH: usize = 8;
+    let starting = Arc::new(AtomicBool::new(true));
+    let mut callers = Vec::new();
+    for c in 0..CALLERS {
+        let mut client = server.client.clone();
+        let actions = if c % 4 == 0 { 200 } else { 1 };
+        callers.push(tokio::spawn(async move {
+            // Paced (about 200 starts a second in all), so that walks keep up with
+            // them and read their pages where rows are still committing.
+            tokio::time::sleep(std::time::Duration::from_millis(5 * c as u64)).await;
+            for _ in 0..STARTS_EACH {
+                start(&mut client, "race", chain(actions)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }));
+    }
+    let walks = Arc::new(Mutex::new(Vec::new()));
+    let mut walkers = Vec::new();
+    for _ in 0..4 {
+        let (mut client, starting, walks) =
+            (server.client.clone(), starting.clone(), walks.clone());
+        walkers.push(tokio::spawn(async move {
+            while starting.load(Ordering::SeqCst) {
+                let from = prost_types::Timestamp::from(
+                    std::time::SystemTime::now() - std::time::Duration::from_millis(20),
+                );
+                let walked = walk(&mut client, Some(from)).await;
+                if !walked.is_empty() {
+                    walks.lock().unwrap().push((from, walked));
+                }
+            }
+        }));
+    }
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    starting.store(false, Ordering::SeqCst);
+    for walker in walkers {
+        walker.await.unwrap();
+    }
+
+    let mut client = server.client.clone();
+    assert_eq!(walk(&mut client, None).await.len(), CALLERS * STARTS_EACH);
+    let walks = std::mem::take(&mut *walks.lock().unwrap());
+    assert!(!walks.is_empty(), "no walk overlapped the starts");
+    // At most 300 walks, spread over the run, are walked again (SQLite walks more).
+    let every = walks.len().div_ceil(300);
+    for (n, (from, walked)) in walks.iter().enumerate().step_by(every) {
+        let now = walk(&mut client, Some(*from)).await;
+        assert!(
+            now.starts_with(walked),
+            "walk {n} of {} from {from} skipped or repeated rows: {walked:?}, now {now:?}",
+            walks.len()
+        );
+    }
+}
+
+/// Every execution of key "race" from `from` on, in pages of 20, oldest first.
+async fn walk(client: &mut Client, from: Option<prost_types::Timestamp>) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let p = page(
+            client,
+            pb::ListExecutionsRequest {
+                page_size: 20,
+                page_token: token,
+                key: "race".into(),
+                created_after: from,
+                order_by: "created_at asc".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        seen.extend(p.executions.into_iter().map(|e| e.id));
+        if p.next_page_token.is_empty() {
+            return seen;
+        }
+        token = p.next_page_token;
+    }
 }
 
 /// Status, key, tenant, time-range and execution_data filters combine with AND.

@@ -1,0 +1,124 @@
+//! Creation times in commit order, without making creations take turns.
+//!
+//! List pages walk `(created_at, seq)` from a cursor. A row that commits after a page was
+//! read must not sort before that page's cursor, or every later page skips it. So every
+//! page reads only rows whose creation has certainly committed, and every creation still
+//! to commit gets a later time than those:
+//!
+//! - **SQLite** has one writer at a time, and the creation time is taken inside the write
+//!   transaction: times follow commit order, and pages need no [`Horizon`].
+//! - **PostgreSQL**: each creation takes a *shared* advisory lock ([`CREATION_LOCK`]),
+//!   held until its commit, and only then reads the database's clock. Creations do not
+//!   wait for each other. A page first takes the same lock *exclusively* for an instant
+//!   (one statement, [`horizon`]): that waits for the creations in flight to commit,
+//!   and creations that ask for the lock meanwhile queue behind it. The clock read while
+//!   holding it is the page's horizon. Every row created before it has committed, and
+//!   every creation not yet committed reads the clock after it. The page then reads
+//!   only rows created before the horizon, in a snapshot taken after it.
+//!
+//! Both sides read PostgreSQL's clock (`clock_timestamp()`), so replicas' clocks do not
+//! matter; a step back of the database host's clock could still reorder the rows created
+//! across it. A creation's time is also at least 1 µs after the newest committed one.
+
+use std::time::Duration;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityName, EntityTrait, QuerySelect, Statement,
+};
+
+use super::entity::execution;
+use super::rows;
+use crate::error::Error;
+
+/// Key of the PostgreSQL advisory lock that creations share and pages take alone.
+const CREATION_LOCK: i64 = 0x6578_6563_6372_6561; // "exec" "crea"
+
+/// Creation time of PostgreSQL's clock, in µs since the epoch, as stored.
+const CLOCK_MICROS: &str = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
+
+/// The instant before which every execution created has committed: list pages read only
+/// rows created before it (PostgreSQL; see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Horizon(i64);
+
+impl Horizon {
+    /// µs since the epoch, as `created_at` is stored.
+    pub(super) fn micros(self) -> i64 {
+        self.0
+    }
+}
+
+/// The creation time of a new execution, taken inside its write transaction `conn` (see
+/// the module docs): on SQLite `now`, on PostgreSQL the database's clock, after the shared
+/// turn. Either is moved to 1 µs after the newest execution if it is not later.
+pub async fn creation_time(
+    conn: &impl ConnectionTrait,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+    let backend = conn.get_database_backend();
+    if backend == DatabaseBackend::Postgres {
+        // The CTE is evaluated (the turn taken) before the clock and the newest row are
+        // read for its one row.
+        let sql = format!(
+            r#"WITH turn AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($1))
+               SELECT GREATEST({CLOCK_MICROS}, (SELECT max("created_at") + 1 FROM "{table}")) AS at
+               FROM turn"#,
+            table = execution::Entity.table_name(),
+        );
+        let row = conn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [CREATION_LOCK.into()],
+            ))
+            .await?
+            .ok_or_else(|| Error::internal("creation time: no row"))?;
+        let at: i64 = row.try_get("", "at")?;
+        return rows::from_micros(at);
+    }
+    let newest: Option<i64> = execution::Entity::find()
+        .select_only()
+        .expr(execution::Column::CreatedAt.max())
+        .into_tuple()
+        // `.all()`, not `.one()`: no `LIMIT ?` to make SQLite recompile it (see `load`).
+        .all(conn)
+        .await?
+        .pop()
+        .flatten();
+    let now_us = rows::to_micros(now);
+    match newest {
+        Some(newest) if newest >= now_us => rows::from_micros(newest + 1),
+        _ => Ok(now),
+    }
+}
+
+/// The horizon of a list page, read on `conn` outside any transaction, before the page's
+/// own snapshot (see the module docs); `None` on SQLite, where none is needed. Waits for
+/// the creations in flight to commit, at most `budget` (then DEADLINE_EXCEEDED).
+pub async fn horizon(
+    conn: &impl ConnectionTrait,
+    budget: Option<Duration>,
+) -> Result<Option<Horizon>, Error> {
+    let backend = conn.get_database_backend();
+    if backend != DatabaseBackend::Postgres {
+        return Ok(None);
+    }
+    // `lock_timeout` is read when the wait begins, so setting it (for this statement's
+    // own transaction only) in an earlier CTE bounds this statement's wait. 0 means no
+    // limit; a budget is at least 1 ms.
+    let lock_timeout = budget.map_or(0, |b| b.as_millis().clamp(1, i32::MAX as u128));
+    let sql = format!(
+        r#"WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $2, true)),
+                turn AS MATERIALIZED (SELECT pg_advisory_xact_lock($1) FROM bound)
+           SELECT {CLOCK_MICROS} AS at FROM turn"#
+    );
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [CREATION_LOCK.into(), lock_timeout.to_string().into()],
+        ))
+        .await?
+        .ok_or_else(|| Error::internal("horizon: no row"))?;
+    Ok(Some(Horizon(row.try_get("", "at")?)))
+}
