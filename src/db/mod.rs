@@ -17,6 +17,7 @@ mod rows;
 mod store;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -63,6 +64,10 @@ pub struct Database {
     /// in-process lock around every write transaction makes SQLite writers queue instead.
     /// PostgreSQL needs none: its writers lock the execution row (`SELECT ... FOR UPDATE`).
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// SQLite: the writes begun plus the writes ended, counted by [`WriteGuard`]: odd
+    /// while one is in progress. A value read before and after a read, unchanged and
+    /// even, says no write committed in between (see [`Database::quiet_epoch`]).
+    write_epoch: Arc<AtomicU64>,
     /// SQLite: an exclusive lock on the database file, held while this server runs, so
     /// that a second server on the same file refuses to start (its watchers would never
     /// hear of the first one's changes, which are announced in-process only).
@@ -71,8 +76,18 @@ pub struct Database {
     max_connections: u32,
 }
 
-/// Held for the length of one write transaction (a no-op on PostgreSQL).
-pub struct WriteGuard<'a>(#[allow(dead_code)] Option<MutexGuard<'a, ()>>);
+/// Held for the length of one write transaction, its commit included (a no-op on
+/// PostgreSQL). On SQLite it holds the write turn and keeps the write epoch odd.
+pub struct WriteGuard<'a>(Option<(MutexGuard<'a, ()>, &'a AtomicU64)>);
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if let Some((_turn, epoch)) = &self.0 {
+            // Ended: even again, while the turn is still held.
+            epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
 
 impl Database {
     /// Connects to `url` (`sqlite://...` or `postgres://...`) with a pool of at most
@@ -104,6 +119,7 @@ impl Database {
         Ok(Self {
             conn,
             sqlite_writer: sqlite.then(Arc::default),
+            write_epoch: Arc::default(),
             _sqlite_owner: sqlite_owner.map(Arc::new),
             max_connections,
         })
@@ -112,6 +128,17 @@ impl Database {
     /// Most connections the pool opens (`--db-max-connections`).
     pub fn max_connections(&self) -> u32 {
         self.max_connections
+    }
+
+    /// SQLite, with no write in progress: the write epoch, which stays the same until
+    /// the next write begins. Every write to the file goes through [`Self::begin_write`]
+    /// in this process (one server per file), so a revision read while the epoch stayed
+    /// the same is still current while it does. `None` on PostgreSQL (other replicas
+    /// write too) and while a write is in progress.
+    pub fn quiet_epoch(&self) -> Option<u64> {
+        self.sqlite_writer.as_ref()?;
+        let epoch = self.write_epoch.load(Ordering::SeqCst);
+        epoch.is_multiple_of(2).then_some(epoch)
     }
 
     /// True on PostgreSQL (several replicas may share the database).
@@ -132,10 +159,16 @@ impl Database {
         &self,
         budget: Option<Duration>,
     ) -> Result<(WriteGuard<'_>, DatabaseTransaction), DbErr> {
-        let guard = match &self.sqlite_writer {
-            Some(lock) => Some(lock.lock().await),
+        // A guard from the start: if BEGIN fails, dropping it ends the write.
+        let guard = WriteGuard(match &self.sqlite_writer {
+            Some(lock) => {
+                let turn = lock.lock().await;
+                // Begun: odd until the guard drops, after the commit or the rollback.
+                self.write_epoch.fetch_add(1, Ordering::SeqCst);
+                Some((turn, &*self.write_epoch))
+            }
             None => None,
-        };
+        });
         // IMMEDIATE takes SQLite's write lock at BEGIN, where the busy timeout applies. A
         // deferred transaction would take it at its first write, after its reads, and
         // SQLite refuses that upgrade at once (SQLITE_BUSY, no waiting) whenever another
@@ -148,7 +181,7 @@ impl Database {
             })
             .await?;
         self.limit_statements(&txn, budget).await?;
-        Ok((WriteGuard(guard), txn))
+        Ok((guard, txn))
     }
 
     /// True when the database answers a trivial query.
@@ -390,6 +423,22 @@ mod tests {
         let err = Error::from(refused.expect("the database fills up"));
         assert!(matches!(err, Error::DatabaseFull { .. }), "{err:?}");
         assert!(err.to_string().contains("disk is full"));
+    }
+
+    /// SQLite's write epoch is quiet (even) only between writes: a write in progress, or
+    /// one that ended by rolling back, moves it; PostgreSQL has none.
+    #[tokio::test]
+    async fn the_write_epoch_moves_with_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("e.db").display());
+        let db = Database::connect(&url, 1).await.unwrap();
+        let before = db.quiet_epoch().expect("quiet before any write");
+        let (turn, txn) = db.begin_write(None).await.unwrap();
+        assert_eq!(db.quiet_epoch(), None, "a write is in progress");
+        txn.rollback().await.unwrap();
+        drop(turn);
+        let after = db.quiet_epoch().expect("quiet again");
+        assert!(after > before, "{before} then {after}");
     }
 
     /// A database error keeps the database's error as its source and the `?` that

@@ -34,7 +34,7 @@ impl fmt::Display for ExecutionId {
 }
 
 /// How a caller names an execution: by UUID or by hashid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ExecutionRef {
     /// By public UUID.
     Id(ExecutionId),
@@ -54,7 +54,7 @@ impl fmt::Display for ExecutionRef {
 
 /// A well-formed hashid as a caller sent it, and the sequence number it encodes, if it
 /// is the canonical encoding of one. (Kept inline, so that references stay `Copy`.)
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Hashid {
     seq: Option<i64>,
     text: [u8; MAX_HASHID_CHARS],

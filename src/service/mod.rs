@@ -13,6 +13,7 @@ mod feed;
 mod feed_cursor;
 mod fleet;
 mod history;
+mod known;
 mod page_token;
 mod read;
 mod retention;
@@ -54,6 +55,8 @@ pub struct Executions {
     /// (see [`fleet::stop_lanes`]).
     stop_turns: Arc<Semaphore>,
     watch_shutdown: CancellationToken,
+    /// Revisions read since the last write began (SQLite; see [`known`]).
+    known: Arc<known::KnownRevisions>,
     /// Writes in flight, each in a task of its own (see [`Executions::write`]).
     changes: TaskTracker,
 }
@@ -71,6 +74,7 @@ impl Executions {
             catch_ups: Arc::new(Semaphore::new(feed::CONCURRENT_CATCH_UPS)),
             watch_settings,
             watch_shutdown: CancellationToken::new(),
+            known: Arc::default(),
             changes: TaskTracker::new(),
         }
     }

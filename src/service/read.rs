@@ -55,13 +55,18 @@ impl Executions {
     }
 
     /// The id and current revision of one execution (strongly consistent), for answers
-    /// that may reuse the encoded form of that revision.
+    /// that may reuse the encoded form of that revision. On SQLite, a revision read since
+    /// the last write began is not read again (see [`super::known`]).
     pub async fn current_revision(
         &self,
         caller: &Caller,
         target: ExecutionRef,
     ) -> Result<(ExecutionId, i64), Error> {
         let (tenant, budget) = (caller.tenant.as_deref(), caller.budget()?);
+        if let Some(known) = self.known.get(&self.db, target, tenant) {
+            return Ok(known);
+        }
+        let epoch = self.db.quiet_epoch();
         let found = if budget.is_none() {
             db::revision_of(self.db.conn(), target, tenant).await?
         } else {
@@ -70,7 +75,9 @@ impl Executions {
             txn.commit().await?;
             found
         };
-        found.ok_or_else(|| self.not_found(target))
+        let found = found.ok_or_else(|| self.not_found(target))?;
+        self.known.learn(&self.db, epoch, target, tenant, found);
+        Ok(found)
     }
 
     /// How many executions match `filter`, by status (from one snapshot). A caller

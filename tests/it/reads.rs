@@ -10,6 +10,7 @@ db_tests!(
     get_by_uuid_or_hashid_in_each_view_and_zone,
     request_id_returns_the_first_execution,
     health_reports_serving,
+    gets_see_every_acknowledged_change,
 );
 
 /// A started execution carries every seed field: RUNNING, revision 1, every action IDLE,
@@ -195,4 +196,91 @@ async fn request_id_returns_the_first_execution(server: &TestServer) {
 /// grpc.health.v1 answers SERVING for the server and for the API service.
 async fn health_reports_serving(server: &TestServer) {
     assert_health(server, ServingStatus::Serving).await;
+}
+
+/// Strong consistency under a stream of changes: while one worker moves each action of a
+/// chain SCHEDULED → RUNNING → COMPLETED, four readers Get it (FULL, by UUID and by
+/// hashid, with and without a deadline). Each answer is at least the revision of the
+/// last change acknowledged before the Get was sent, never older than one the same
+/// reader already saw, and its actions are those of its revision (revision − 1 steps).
+async fn gets_see_every_acknowledged_change(server: &TestServer) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+    const ACTIONS: usize = 30;
+    let mut client = server.client.clone();
+    let e = start(&mut client, "consistent", chain(ACTIONS)).await;
+    let acknowledged = Arc::new(AtomicI64::new(e.revision));
+    let writing = Arc::new(AtomicBool::new(true));
+    let mut readers = Vec::new();
+    for r in 0..4 {
+        let (mut client, acknowledged, writing) =
+            (server.client.clone(), acknowledged.clone(), writing.clone());
+        let target = if r % 2 == 0 {
+            e.id.clone()
+        } else {
+            e.hashid.clone()
+        };
+        readers.push(tokio::spawn(async move {
+            let (mut gets, mut last) = (0, 0);
+            while writing.load(Ordering::SeqCst) {
+                let floor = acknowledged.load(Ordering::SeqCst);
+                let mut request = tonic::Request::new(get_request(&target));
+                if r >= 2 {
+                    request.set_timeout(std::time::Duration::from_secs(10));
+                }
+                let got = client.get_execution(request).await.unwrap().into_inner();
+                assert!(
+                    got.revision >= floor,
+                    "reader {r}: revision {} after {floor} was acknowledged",
+                    got.revision
+                );
+                assert!(
+                    got.revision >= last,
+                    "reader {r}: {} after {last}",
+                    got.revision
+                );
+                let steps: i64 = got
+                    .stats
+                    .values()
+                    .filter_map(|stat| match &stat.kind {
+                        Some(pb::stat::Kind::Action(a)) => Some(a.status()),
+                        _ => None,
+                    })
+                    .map(|status| match status {
+                        ActionStatus::Scheduled => 1,
+                        ActionStatus::Running => 2,
+                        ActionStatus::Completed => 3,
+                        _ => 0,
+                    })
+                    .sum();
+                assert_eq!(
+                    steps,
+                    got.revision - 1,
+                    "reader {r}: actions of another revision"
+                );
+                last = got.revision;
+                gets += 1;
+            }
+            gets
+        }));
+    }
+    for i in 1..=ACTIONS {
+        let node = format!("a{i}");
+        for status in [
+            ActionStatus::Scheduled,
+            ActionStatus::Running,
+            ActionStatus::Completed,
+        ] {
+            let changed = update(&mut client, &e.id, &node, status).await;
+            acknowledged.store(changed.revision, Ordering::SeqCst);
+        }
+    }
+    writing.store(false, Ordering::SeqCst);
+    for reader in readers {
+        assert!(reader.await.unwrap() > 0, "every reader read");
+    }
+    let last = get(&mut client, &e.id).await;
+    assert_eq!(last.revision, 1 + 3 * ACTIONS as i64);
+    assert_eq!(last.status, pb::ExecutionStatus::Completed as i32);
 }
