@@ -143,6 +143,75 @@ pub async fn revision_of(
     Ok(row.map(|(id, revision)| (ExecutionId::new(id), revision)))
 }
 
+/// One execution's current revision, as [`revisions_of_many`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrentRevision {
+    /// Its id.
+    pub id: ExecutionId,
+    /// Its sequence number (what a hashid names).
+    pub seq: i64,
+    /// Its tenant.
+    pub user_key: String,
+    /// Its current revision.
+    pub revision: i64,
+}
+
+impl CurrentRevision {
+    /// True when this is the execution `target` names for `tenant` (any tenant when
+    /// `None`): the same rule as [`revision_of`]'s query.
+    pub fn answers(&self, target: ExecutionRef, tenant: Option<&str>) -> bool {
+        let named = match target {
+            ExecutionRef::Id(id) => id == self.id,
+            ExecutionRef::Hashid(hashid) => hashid.seq() == Some(self.seq),
+        };
+        named && tenant.is_none_or(|t| t == self.user_key)
+    }
+}
+
+/// The current revisions of every execution that `targets` name, in one statement (one
+/// indexed read per target), whatever their tenant: the caller matches each target to
+/// its row with [`CurrentRevision::answers`].
+pub async fn revisions_of_many(
+    conn: &impl ConnectionTrait,
+    targets: &[ExecutionRef],
+) -> Result<Vec<CurrentRevision>, Error> {
+    use execution::Column as C;
+    let mut ids = Vec::new();
+    let mut seqs = Vec::new();
+    for target in targets {
+        match target {
+            ExecutionRef::Id(id) => ids.push(id.as_uuid()),
+            ExecutionRef::Hashid(hashid) => seqs.extend(hashid.seq()),
+        }
+    }
+    let mut named = sea_orm::Condition::any();
+    if !ids.is_empty() {
+        named = named.add(C::Id.is_in(ids));
+    }
+    if !seqs.is_empty() {
+        named = named.add(C::Seq.is_in(seqs));
+    }
+    if named.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(uuid::Uuid, i64, String, i64)> = execution::Entity::find()
+        .select_only()
+        .columns([C::Id, C::Seq, C::UserKey, C::Revision])
+        .filter(named)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, seq, user_key, revision)| CurrentRevision {
+            id: ExecutionId::new(id),
+            seq,
+            user_key,
+            revision,
+        })
+        .collect())
+}
+
 /// Loads an execution for a change, locking its row until the transaction ends
 /// (`FOR UPDATE` on PostgreSQL; on SQLite the caller holds the database's write lock).
 pub async fn load_for_change(

@@ -32,7 +32,10 @@ pub use changes::{changed_page, changed_since, commit_point};
 pub use creations::{Horizon, creation_time, horizon};
 pub use history::{EventPosition, list_events};
 pub use listing::{count_by_status, list};
-pub use load::{find_by_request_id, load, load_for_change, load_many, revision_of};
+pub use load::{
+    CurrentRevision, find_by_request_id, load, load_for_change, load_many, revision_of,
+    revisions_of_many,
+};
 pub use retention::{delete_finished_before, take_retention_turn};
 pub use store::{
     insert_events, insert_events_of_many, insert_execution, is_unique_violation, save_change,

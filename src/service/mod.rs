@@ -17,6 +17,7 @@ mod known;
 mod page_token;
 mod read;
 mod retention;
+mod revisions;
 mod start;
 mod watch;
 mod write;
@@ -57,6 +58,8 @@ pub struct Executions {
     watch_shutdown: CancellationToken,
     /// Revisions read since the last write began (SQLite; see [`known`]).
     known: Arc<known::KnownRevisions>,
+    /// Reads of current revisions, batched (see [`revisions`]).
+    revisions: Arc<revisions::RevisionReads>,
     /// Writes in flight, each in a task of its own (see [`Executions::write`]).
     changes: TaskTracker,
 }
@@ -75,6 +78,7 @@ impl Executions {
             watch_settings,
             watch_shutdown: CancellationToken::new(),
             known: Arc::default(),
+            revisions: Arc::default(),
             changes: TaskTracker::new(),
         }
     }

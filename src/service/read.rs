@@ -55,8 +55,10 @@ impl Executions {
     }
 
     /// The id and current revision of one execution (strongly consistent), for answers
-    /// that may reuse the encoded form of that revision. On SQLite, a revision read since
-    /// the last write began is not read again (see [`super::known`]).
+    /// that may reuse the encoded form of that revision: read in a batch with the other
+    /// calls' (see [`super::revisions`]), within the caller's deadline. On SQLite, a
+    /// revision read since the last write began is not read again (see
+    /// [`super::known`]).
     pub async fn current_revision(
         &self,
         caller: &Caller,
@@ -67,7 +69,17 @@ impl Executions {
             return Ok(known);
         }
         let epoch = self.db.quiet_epoch();
-        let found = if budget.is_none() {
+        let batched = self.revisions.read(&self.db, target, tenant);
+        let batched = match budget {
+            None => batched.await,
+            Some(budget) => tokio::time::timeout(budget, batched)
+                .await
+                .map_err(|_| Error::DeadlineExceeded)?,
+        };
+        let found = if let Ok(found) = batched {
+            found
+        } else if budget.is_none() {
+            // The batch failed: alone, to get the error (or the revision) of this read.
             db::revision_of(self.db.conn(), target, tenant).await?
         } else {
             let txn = self.db.begin_read(budget).await?;
