@@ -13,6 +13,7 @@ mod feed;
 mod feed_cursor;
 mod fleet;
 mod history;
+mod horizon;
 mod known;
 mod page_token;
 mod read;
@@ -60,6 +61,9 @@ pub struct Executions {
     known: Arc<known::KnownRevisions>,
     /// Reads of current revisions, batched (see [`revisions`]).
     revisions: Arc<revisions::RevisionReads>,
+    /// The creations' horizon of List pages, read once for the pages waiting for it (see
+    /// [`horizon`]).
+    horizon: Arc<horizon::SharedHorizon>,
     /// Writes in flight, each in a task of its own (see [`Executions::write`]).
     changes: TaskTracker,
 }
@@ -79,6 +83,7 @@ impl Executions {
             watch_shutdown: CancellationToken::new(),
             known: Arc::default(),
             revisions: Arc::default(),
+            horizon: Arc::default(),
             changes: TaskTracker::new(),
         }
     }

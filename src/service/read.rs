@@ -132,7 +132,13 @@ impl Executions {
         };
         let budget = caller.budget()?;
         // Before the page's snapshot: every row the page may read has committed.
-        let horizon = db::horizon(self.db.conn(), budget).await?;
+        let horizon = self.horizon.read(&self.db, budget);
+        let horizon = match budget {
+            None => horizon.await?,
+            Some(budget) => tokio::time::timeout(budget, horizon)
+                .await
+                .map_err(|_| Error::DeadlineExceeded)??,
+        };
         let mut executions = if query.view == View::Basic && budget.is_none() {
             db::list(self.db.conn(), &query, horizon).await?
         } else {

@@ -12,6 +12,7 @@ use executions::proto::v1 as pb;
 db_tests!(
     pages_never_skip_or_repeat_rows_inserted_between_fetches,
     ascending_pages_miss_nothing_started_meanwhile,
+    a_list_sees_every_start_answered_before_it,
     filters_combine,
     page_size_defaults_and_last_page,
 );
@@ -150,6 +151,37 @@ async fn ascending_pages_miss_nothing_started_meanwhile(server: &TestServer) {
             "walk {n} of {} from {from} skipped or repeated rows: {walked:?}, now {now:?}",
             walks.len()
         );
+    }
+}
+
+/// Read your writes under concurrency: 16 callers each start an execution and, once it
+/// is answered, list their key's newest one, 20 times over, all at once (so that List
+/// pages share the reads of their horizon on PostgreSQL). Each page's newest execution is
+/// the one just started.
+async fn a_list_sees_every_start_answered_before_it(server: &TestServer) {
+    let mut callers = Vec::new();
+    for c in 0..16 {
+        let mut client = server.client.clone();
+        callers.push(tokio::spawn(async move {
+            let key = format!("ryw-{c}");
+            for round in 0..20 {
+                let started = start(&mut client, &key, chain(1)).await;
+                let p = page(
+                    &mut client,
+                    pb::ListExecutionsRequest {
+                        page_size: 1,
+                        key: key.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await;
+                let newest = p.executions.first().map(|e| e.id.as_str());
+                assert_eq!(newest, Some(started.id.as_str()), "{key}, round {round}");
+            }
+        }));
+    }
+    for caller in callers {
+        caller.await.unwrap();
     }
 }
 
