@@ -93,6 +93,12 @@ impl RevisionReads {
                 let n = queue.len().min(MOST_PER_BATCH);
                 queue.drain(..n).collect()
             };
+            if batch.is_empty() {
+                // This ask is in a batch in flight: wait for its answer, not for turns
+                // (taking a free turn again and again would spin).
+                drop(turn);
+                return answer.await.map_err(|_| BatchFailed);
+            }
             answer_batch(db, batch).await;
             drop(turn);
         }
