@@ -17,8 +17,11 @@
 //!   only rows created before the horizon, in a snapshot taken after it.
 //!
 //! Both sides read PostgreSQL's clock (`clock_timestamp()`), so replicas' clocks do not
-//! matter; a step back of the database host's clock could still reorder the rows created
-//! across it. A creation's time is also at least 1 µs after the newest committed one.
+//! matter. Neither goes back in time: a creation's time is at least 1 µs after the
+//! newest creation committed when it read the clock, and a horizon 1 µs after the newest
+//! committed, should the database host's clock step back. A page taken across such a
+//! step could still miss a creation that read the clock after it (its time is then below
+//! the page's horizon): keyset pages assume a clock that does not go back.
 
 use std::time::Duration;
 
@@ -94,7 +97,12 @@ pub async fn creation_time(
 
 /// The horizon of a list page, read on `conn` outside any transaction, before the page's
 /// own snapshot (see the module docs); `None` on SQLite, where none is needed. Waits for
-/// the creations in flight to commit, at most `budget` (then DEADLINE_EXCEEDED).
+/// the creations in flight to commit: at most `budget` (then the database cancels the
+/// wait), or, without one, as long as the session's own `lock_timeout` allows.
+///
+/// The horizon is the database's clock, or 1 µs after the newest creation if that is
+/// later (its clock stepped back): a page always sees every creation that committed
+/// before it.
 pub async fn horizon(
     conn: &impl ConnectionTrait,
     budget: Option<Duration>,
@@ -104,19 +112,28 @@ pub async fn horizon(
         return Ok(None);
     }
     // `lock_timeout` is read when the wait begins, so setting it (for this statement's
-    // own transaction only) in an earlier CTE bounds this statement's wait. 0 means no
-    // limit; a budget is at least 1 ms.
-    let lock_timeout = budget.map_or(0, |b| b.as_millis().clamp(1, i32::MAX as u128));
+    // own transaction only) in an earlier CTE bounds this statement's wait. Rounded up:
+    // the wait never ends before the budget is spent (0 would mean no limit). NULL keeps
+    // the session's setting.
+    let lock_timeout = budget.map(|b| {
+        b.as_micros()
+            .div_ceil(1000)
+            .clamp(1, i32::MAX as u128)
+            .to_string()
+    });
     let sql = format!(
-        r#"WITH bound AS MATERIALIZED (SELECT set_config('lock_timeout', $2, true)),
+        r#"WITH bound AS MATERIALIZED (
+                  SELECT set_config('lock_timeout', COALESCE($2, current_setting('lock_timeout')), true)),
                 turn AS MATERIALIZED (SELECT pg_advisory_xact_lock($1) FROM bound)
-           SELECT {CLOCK_MICROS} AS at FROM turn"#
+           SELECT GREATEST({CLOCK_MICROS}, (SELECT max("created_at") + 1 FROM "{table}")) AS at
+           FROM turn"#,
+        table = execution::Entity.table_name(),
     );
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
             backend,
             sql,
-            [CREATION_LOCK.into(), lock_timeout.to_string().into()],
+            [CREATION_LOCK.into(), lock_timeout.into()],
         ))
         .await?
         .ok_or_else(|| Error::internal("horizon: no row"))?;

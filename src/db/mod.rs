@@ -221,8 +221,9 @@ impl Database {
     ) -> Result<(), DbErr> {
         use sea_orm::ConnectionTrait;
         if let Some(budget) = budget.filter(|_| self.is_postgres()) {
-            // At least 1 ms: 0 would mean "no limit".
-            let ms = budget.as_millis().clamp(1, i32::MAX as u128);
+            // Rounded up (it ends a statement no earlier than the deadline), and at least
+            // 1 ms: 0 would mean "no limit".
+            let ms = budget.as_micros().div_ceil(1000).clamp(1, i32::MAX as u128);
             txn.execute_unprepared(&format!("SET LOCAL statement_timeout = {ms}"))
                 .await?;
         }
@@ -297,9 +298,12 @@ async fn migrate(conn: &DatabaseConnection) -> Result<(), DbErr> {
 
 impl From<DbErr> for Error {
     /// A full disk is [`Error::DatabaseFull`]; connection-level failures (the database
-    /// is down, unreachable, restarting, or too busy to answer in time) are retryable
-    /// UNAVAILABLE; a statement cancelled by the caller's deadline is DEADLINE_EXCEEDED;
-    /// anything else is internal.
+    /// is down, unreachable, restarting, or too busy to answer in time) and statements the
+    /// database cancelled (a `statement_timeout` or `lock_timeout`, ours or the database
+    /// administrator's, or an administrator's cancel) are retryable UNAVAILABLE; anything
+    /// else is internal. The timeouts set from a caller's deadline are rounded up, so they
+    /// end a statement only after the gRPC edge has answered DEADLINE_EXCEEDED; this one
+    /// rule needs no knowledge of who set them.
     #[track_caller]
     fn from(err: DbErr) -> Self {
         let site = std::panic::Location::caller();
@@ -308,13 +312,11 @@ impl From<DbErr> for Error {
                 source: Box::new(err),
                 site,
             }
-        } else if is_outage(&err) {
+        } else if is_outage(&err) || is_cancelled(&err) {
             Error::DatabaseUnavailable {
                 source: Box::new(err),
                 site,
             }
-        } else if is_budget_spent(&err) {
-            Error::DeadlineExceeded
         } else {
             Error::Database {
                 source: Box::new(err),
@@ -346,10 +348,9 @@ fn is_disk_full(err: &DbErr) -> bool {
     }
 }
 
-/// PostgreSQL's `query_canceled` (57014), what `statement_timeout` raises, or
-/// `lock_not_available` (55P03), what `lock_timeout` raises: both are set only from a
-/// caller's deadline.
-fn is_budget_spent(err: &DbErr) -> bool {
+/// PostgreSQL's `query_canceled` (57014: `statement_timeout`, or a cancel request) or
+/// `lock_not_available` (55P03: `lock_timeout`, or a `NOWAIT` lock).
+fn is_cancelled(err: &DbErr) -> bool {
     let (DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) =
         err
     else {

@@ -8,10 +8,10 @@
 //! one of them, so a page that arrives while a read is in flight waits for the next read
 //! (at most two reads), and one read serves every page that queued behind it.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
+use super::Caller;
 use crate::db::{self, Database, Horizon};
 use crate::error::Error;
 
@@ -21,19 +21,21 @@ pub struct SharedHorizon {
     /// Tickets drawn so far (each page draws one as it arrives).
     tickets: AtomicU64,
     /// Held while a horizon is read: one read at a time.
-    turn: tokio::sync::Mutex<()>,
+    turn: Arc<tokio::sync::Mutex<()>>,
     /// The last horizon read, and how many tickets had been drawn when it began.
     latest: Mutex<Option<(u64, Horizon)>>,
 }
 
 impl SharedHorizon {
     /// A horizon taken after this call began (`None` on SQLite), shared with the other
-    /// pages that wait for one; the read waits at most `budget` for the creations in
-    /// flight.
+    /// pages that wait for one. A read waits for the creations in flight at most what is
+    /// left of its caller's deadline when it begins. It runs in a task of its own, so a
+    /// page that gives up (its client left, its deadline passed) does not waste the read
+    /// the others wait for.
     pub async fn read(
-        &self,
+        self: &Arc<Self>,
         db: &Database,
-        budget: Option<Duration>,
+        caller: &Caller,
     ) -> Result<Option<Horizon>, Error> {
         if !db.is_postgres() {
             return Ok(None);
@@ -42,23 +44,28 @@ impl SharedHorizon {
         if let Some(horizon) = self.serving(ticket) {
             return Ok(Some(horizon));
         }
-        let _turn = self.turn.lock().await;
+        let turn = Arc::clone(&self.turn).lock_owned().await;
         // A read that began after this ticket was drawn may have ended meanwhile.
         if let Some(horizon) = self.serving(ticket) {
             return Ok(Some(horizon));
         }
+        let budget = caller.budget()?;
         let drawn = self.tickets.load(Ordering::SeqCst);
-        let Some(horizon) = db::horizon(db.conn(), budget).await? else {
-            return Ok(None);
-        };
-        if let Ok(mut latest) = self.latest.lock()
-            && latest.is_none_or(|(served, _)| served < drawn)
-        {
-            *latest = Some((drawn, horizon));
-        }
-        Ok(Some(horizon))
+        let (shared, db) = (Arc::clone(self), db.clone());
+        let read = tokio::spawn(async move {
+            let _turn = turn;
+            let horizon = db::horizon(db.conn(), budget).await?;
+            if let Some(horizon) = horizon
+                && let Ok(mut latest) = shared.latest.lock()
+                && latest.is_none_or(|(served, _)| served < drawn)
+            {
+                *latest = Some((drawn, horizon));
+            }
+            Ok(horizon)
+        });
+        read.await
+            .map_err(|_| Error::internal("the read of a horizon panicked"))?
     }
-
     /// The last horizon read, if it began after `ticket` was drawn.
     fn serving(&self, ticket: u64) -> Option<Horizon> {
         let latest = self.latest.lock().ok()?;

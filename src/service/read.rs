@@ -82,7 +82,7 @@ impl Executions {
             // The batch failed: alone, to get the error (or the revision) of this read.
             db::revision_of(self.db.conn(), target, tenant).await?
         } else {
-            let txn = self.db.begin_read(budget).await?;
+            let txn = self.db.begin_read(caller.budget()?).await?;
             let found = db::revision_of(&txn, target, tenant).await?;
             txn.commit().await?;
             found
@@ -132,7 +132,7 @@ impl Executions {
         };
         let budget = caller.budget()?;
         // Before the page's snapshot: every row the page may read has committed.
-        let horizon = self.horizon.read(&self.db, budget);
+        let horizon = self.horizon.read(&self.db, caller);
         let horizon = match budget {
             None => horizon.await?,
             Some(budget) => tokio::time::timeout(budget, horizon)

@@ -37,22 +37,9 @@ async fn a_passed_deadline_cancels_the_database_work(server: &TestServer) {
     );
 
     if let Some(database) = server.postgres() {
-        let admin = database.admin().await;
-        let waiting = format!(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
-            database.name()
-        );
         let mut left = i64::MAX;
         for _ in 0..40 {
-            let row = admin
-                .query_one_raw(sea_orm::Statement::from_string(
-                    sea_orm::DatabaseBackend::Postgres,
-                    waiting.clone(),
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            left = row.try_get("", "n").unwrap();
+            left = database.statements_waiting_for_locks().await;
             if left == 0 {
                 break;
             }
@@ -125,21 +112,8 @@ async fn a_list_waiting_for_a_creation_ends_at_its_deadline() {
     .expect("a start does not wait for another creation");
 
     let database = server.postgres().unwrap();
-    let waiting = format!(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
-        database.name()
-    );
-    let admin = database.admin().await;
-    let row = admin
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            waiting,
-        ))
-        .await
-        .unwrap()
-        .unwrap();
     assert_eq!(
-        row.try_get::<i64>("", "n").unwrap(),
+        database.statements_waiting_for_locks().await,
         0,
         "a statement still waits"
     );
@@ -148,4 +122,62 @@ async fn a_list_waiting_for_a_creation_ends_at_its_deadline() {
     let page = client.list_executions(list()).await.unwrap().into_inner();
     let ids: Vec<_> = page.executions.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, [started.id.as_str()]);
+}
+
+/// Without a deadline, a List page waits for the creations in flight as long as the
+/// database's own `lock_timeout` allows (its administrator set 300 ms here): the server
+/// keeps that setting rather than waiting without limit, and answers UNAVAILABLE (a
+/// retryable refusal of the database), not DEADLINE_EXCEEDED, which belongs to the
+/// caller's deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+async fn a_list_without_deadline_keeps_the_databases_lock_timeout() {
+    use sea_orm::TransactionTrait;
+    /// `db::creations::CREATION_LOCK`.
+    const CREATION_LOCK: i64 = 0x6578_6563_6372_6561;
+    let database = TestDatabase::create(Backend::Postgres, "lock_timeout").await;
+    let TestDatabase::Postgres(postgres) = &database else {
+        unreachable!("created on PostgreSQL")
+    };
+    let admin = postgres.admin().await;
+    admin
+        .execute_unprepared(&format!(
+            "ALTER DATABASE \"{}\" SET lock_timeout = '300ms'",
+            postgres.name()
+        ))
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    let server = TestServer::builder().database(database).start().await;
+    let mut client = server.client.clone();
+    let outside = sea_orm::Database::connect(server.database_url())
+        .await
+        .unwrap();
+    let creating = outside.begin().await.unwrap();
+    creating
+        .execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock_shared({CREATION_LOCK})"
+        ))
+        .await
+        .unwrap();
+
+    let list = || pb::ListExecutionsRequest {
+        key: "lock-timeout".into(),
+        ..Default::default()
+    };
+    let asked = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(5), client.list_executions(list()))
+        .await
+        .expect("the database's lock_timeout ends the wait")
+        .unwrap_err();
+    assert_error(&err, Code::Unavailable, "DATABASE_UNAVAILABLE", None);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    creating.rollback().await.unwrap();
+    let page = client.list_executions(list()).await.unwrap().into_inner();
+    assert!(page.executions.is_empty());
 }

@@ -13,6 +13,7 @@ db_tests!(
     pages_never_skip_or_repeat_rows_inserted_between_fetches,
     ascending_pages_miss_nothing_started_meanwhile,
     a_list_sees_every_start_answered_before_it,
+    starts_after_the_clock_stepped_back_are_listed,
     filters_combine,
     page_size_defaults_and_last_page,
 );
@@ -183,6 +184,47 @@ async fn a_list_sees_every_start_answered_before_it(server: &TestServer) {
     for caller in callers {
         caller.await.unwrap();
     }
+}
+
+/// A step back of the database's clock (here: the newest execution moved an hour ahead,
+/// as if created just before such a step) hides nothing: an execution started after it
+/// is created 1 µs after the newest, and a List page lists both at once, newest first.
+async fn starts_after_the_clock_stepped_back_are_listed(server: &TestServer) {
+    use sea_orm::ConnectionTrait;
+    let mut client = server.client.clone();
+    let ahead = start(&mut client, "clock-step", chain(1)).await;
+    let outside = sea_orm::Database::connect(server.database_url())
+        .await
+        .unwrap();
+    let moved = outside
+        .execute_unprepared(
+            r#"UPDATE executions SET created_at = created_at + 3600000000 WHERE "key" = 'clock-step'"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.rows_affected(), 1);
+    outside.close().await.unwrap();
+
+    let after = start(&mut client, "clock-step", chain(1)).await;
+    let p = page(
+        &mut client,
+        pb::ListExecutionsRequest {
+            key: "clock-step".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let ids: Vec<_> = p.executions.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, [after.id.as_str(), ahead.id.as_str()]);
+    // Its creation time followed the newest execution, not the clock (times are shown
+    // to the second).
+    let created = |e: &pb::Execution| chrono::DateTime::parse_from_rfc3339(&e.created_at).unwrap();
+    assert!(
+        created(&after) - created(&ahead) >= chrono::TimeDelta::seconds(3599),
+        "{} {}",
+        ahead.created_at,
+        after.created_at
+    );
 }
 
 /// Every execution of key "race" from `from` on, in pages of 20, oldest first.

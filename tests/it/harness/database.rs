@@ -134,6 +134,25 @@ impl PostgresDatabase {
             .await
             .expect("connect to TEST_DATABASE_URL")
     }
+
+    /// How many statements of this database's sessions wait for a lock now.
+    pub async fn statements_waiting_for_locks(&self) -> i64 {
+        let waiting = format!(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+            self.name
+        );
+        let admin = self.admin().await;
+        let row = admin
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                waiting,
+            ))
+            .await
+            .expect("read pg_stat_activity")
+            .expect("a count");
+        admin.close().await.ok();
+        row.try_get("", "n").expect("a count")
+    }
 }
 
 impl Drop for PostgresDatabase {
