@@ -15,6 +15,7 @@ pub mod notify;
 mod retention;
 mod rows;
 mod store;
+mod templates;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

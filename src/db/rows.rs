@@ -9,7 +9,7 @@ use super::entity::{action, event, execution};
 use super::history::StoredEvent;
 use crate::domain::{
     ActionLog, ActionState, Counts, Detail, Event, ExecutionId, FullExecution, Header, Provenance,
-    RecordedEvent, Template,
+    RecordedEvent,
 };
 use crate::error::{Error, OrInternal};
 
@@ -54,7 +54,7 @@ pub(super) fn header(row: &execution::Model) -> Result<Header, Error> {
 
 /// The detail of an execution row and its action rows.
 pub(super) fn detail(row: execution::Model, actions: Vec<action::Model>) -> Result<Detail, Error> {
-    let template: Template = serde_json::from_str(&row.template).or_internal()?;
+    let template = super::templates::parse(&row.template)?;
     let actions = actions
         .into_iter()
         .map(|a| Ok((a.node_id.clone(), action_state(a)?)))
@@ -121,7 +121,7 @@ pub(super) fn new_execution_row(
         completed_count: Set(h.counts.completed),
         failed_count: Set(h.counts.failed),
         stopped_count: Set(h.counts.stopped),
-        template: Set(serde_json::to_string(&e.detail.template).or_internal()?),
+        template: Set(serde_json::to_string(&*e.detail.template).or_internal()?),
         execution_data: Set(e.detail.execution_data.clone()),
         request_id: Set(request_id),
         created_at: Set(to_micros(h.created_at)),

@@ -2,6 +2,7 @@
 //! state, and the derived views of it (counts, edge statuses, readiness, execution status).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -42,8 +43,8 @@ pub struct Header {
 /// What only the FULL view carries: the template, the data and the per-action state.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Detail {
-    /// Template the execution runs.
-    pub template: Template,
+    /// Template the execution runs, shared by the executions read with the same one.
+    pub template: Arc<Template>,
     /// Data context given at start (a JSON object), if any.
     pub execution_data: Option<serde_json::Value>,
     /// State of every action, by node id.
@@ -282,7 +283,7 @@ mod tests {
     #[test]
     fn edges_open_when_their_source_completes() {
         let detail = Detail {
-            template: diamond(),
+            template: diamond().into(),
             execution_data: None,
             actions: actions(&[("a", Completed), ("b", Running), ("c", Idle)]),
             stop_events: Vec::new(),

@@ -3,6 +3,7 @@
 //! persists what they report as changed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -159,7 +160,7 @@ pub fn create(new: NewExecution, id: ExecutionId, now: DateTime<Utc>) -> FullExe
             updated_at: now,
         },
         detail: Detail {
-            template: new.template,
+            template: Arc::new(new.template),
             execution_data: new.execution_data,
             actions,
             stop_events: new.stop_events,
