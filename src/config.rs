@@ -62,9 +62,10 @@ pub struct ServeArgs {
     /// IANA time zone for times when a request names none.
     #[arg(long, env = "EXECUTIONS_TIME_ZONE", default_value = "UTC")]
     pub time_zone: Tz,
-    /// Most database connections in the pool.
-    #[arg(long, env = "EXECUTIONS_DB_MAX_CONNECTIONS", default_value_t = 16)]
-    pub db_max_connections: u32,
+    /// Most database connections in the pool [default: 16 on PostgreSQL; on SQLite twice
+    /// the cores, from 4 to 16].
+    #[arg(long, env = "EXECUTIONS_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
     /// Seconds that in-flight calls may run after a shutdown signal.
     #[arg(long, env = "EXECUTIONS_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,

@@ -61,7 +61,10 @@ pub async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let database_url = startup::database_url(&args.database_url).await?;
     // One line with every cause said once (the driver's errors repeat their sources).
-    let db = db::Database::connect(&database_url, args.db_max_connections)
+    let pool = args
+        .db_max_connections
+        .unwrap_or_else(|| db::default_max_connections(&database_url));
+    let db = db::Database::connect(&database_url, pool)
         .await
         .map_err(|err| {
             anyhow::anyhow!(

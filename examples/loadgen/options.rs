@@ -99,9 +99,10 @@ pub struct Options {
     /// Rows skipped before the page `list-deep` reads (default: 90% of the rows).
     #[arg(long)]
     pub depth: Option<u64>,
-    /// Database connections of the server's pool.
-    #[arg(long, default_value_t = 16)]
-    pub pool: u32,
+    /// Database connections of the server's pool [default: the server's own default,
+    /// `executions::db::default_max_connections`].
+    #[arg(long)]
+    pub pool: Option<u32>,
     /// Run `smoke`'s short, small settings whatever the scenario.
     #[arg(long)]
     pub smoke: bool,

@@ -75,9 +75,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server on `url` with a pool of `pool` database connections, and waits
-    /// until it listens (migrations done).
-    pub fn spawn(url: &str, pool: u32) -> anyhow::Result<Self> {
+    /// Starts a server on `url` with a pool of `pool` database connections (default: the
+    /// server's), and waits until it listens (migrations done).
+    pub fn spawn(url: &str, pool: Option<u32>) -> anyhow::Result<Self> {
+        let pool = pool.unwrap_or_else(|| executions::db::default_max_connections(url));
         // `LOADGEN_WRAP_SERVER=heaptrack` runs the server under that program (any
         // program that takes the command to run as its arguments), to profile it.
         let mut command = match std::env::var_os("LOADGEN_WRAP_SERVER") {

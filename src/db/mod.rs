@@ -93,6 +93,21 @@ impl Drop for WriteGuard<'_> {
     }
 }
 
+/// The pool size when none is configured: 16 connections on PostgreSQL; on SQLite twice
+/// the cores, from 4 to 16. SQLite has one writer, which holds one connection, and its
+/// readers gain nothing from more connections than cores to run them on, while each
+/// connection keeps a page cache and prepared statements (on 2 cores, `loadgen mixed`:
+/// 4 connections answered 4,525 calls/s with the server at 69.5 MiB, 16 connections
+/// about 3,500 calls/s at 77 MiB; BENCHMARKS.md).
+pub fn default_max_connections(url: &str) -> u32 {
+    if url.starts_with("sqlite:") {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        (2 * cores).clamp(4, 16)
+    } else {
+        16
+    }
+}
+
 impl Database {
     /// Connects to `url` (`sqlite://...` or `postgres://...`) with a pool of at most
     /// `max_connections`, then runs every pending migration.
