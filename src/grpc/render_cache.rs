@@ -17,8 +17,10 @@ use super::to_proto::Presentation;
 use super::wire::SharedExecution;
 use crate::domain::{Execution, ExecutionId, FullExecution, View};
 
-/// Bytes of encoded executions kept.
-const CAPACITY_BYTES: u64 = 32 << 20;
+/// Bytes of encoded executions kept. 16 MiB holds the FULL forms of about 1,000
+/// 20-action executions; with 32 MiB, `loadgen mixed` left the server at 69 MiB of RSS
+/// instead of 52 MiB, and Get FULL was no faster (BENCHMARKS.md, "Memory under mixed").
+const CAPACITY_BYTES: u64 = 16 << 20;
 /// Expected number of entries, for sizing.
 const EXPECTED_ENTRIES: usize = 4_096;
 
