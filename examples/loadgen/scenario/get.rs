@@ -9,9 +9,9 @@ use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::Session;
 use crate::drive::{Recorder, Worker};
 use crate::report::Figures;
-use crate::{Client, Session};
 
 /// `grpc.health.v1.Health/Check`: the cheapest call the server answers (no database).
 pub struct Health {
@@ -28,10 +28,25 @@ impl Worker for Health {
     }
 }
 
-/// GetExecution of a random seeded execution.
+/// The fields of an answer of GetExecution that the load generator checks: the
+/// execution's id and revision. Decoding into this skips the other fields (the template,
+/// the actions' states) without building them, as `pgbench`'s client reads only the
+/// values of its row: what is measured is the server's work, not the client's.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExecutionProbe {
+    /// `Execution.id`.
+    #[prost(string, tag = "9")]
+    pub id: String,
+    /// `Execution.revision`.
+    #[prost(int64, tag = "20")]
+    pub revision: i64,
+}
+
+/// GetExecution of a random seeded execution; each answer must be that execution, at a
+/// revision.
 pub struct Get {
-    /// Client on one of the shared connections.
-    pub client: Client,
+    /// A gRPC client on one of the shared connections.
+    pub grpc: tonic::client::Grpc<Channel>,
     /// Executions to pick from.
     pub ids: Arc<Vec<String>>,
     /// FULL or BASIC.
@@ -40,15 +55,55 @@ pub struct Get {
     pub op: &'static str,
 }
 
+impl Get {
+    /// GetExecution of `ids` in `view` on `channel`, reported as `op`.
+    pub fn new(
+        channel: Channel,
+        ids: Arc<Vec<String>>,
+        view: pb::ExecutionView,
+        op: &'static str,
+    ) -> Self {
+        Self {
+            grpc: tonic::client::Grpc::new(channel),
+            ids,
+            view,
+            op,
+        }
+    }
+
+    async fn call(
+        &mut self,
+        request: pb::GetExecutionRequest,
+    ) -> Result<tonic::Response<ExecutionProbe>, tonic::Status> {
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let path = http::uri::PathAndQuery::from_static(
+            "/workflow.executions.v1.ExecutionService/GetExecution",
+        );
+        let codec = tonic_prost::ProstCodec::<pb::GetExecutionRequest, ExecutionProbe>::default();
+        self.grpc
+            .unary(tonic::Request::new(request), path, codec)
+            .await
+    }
+}
+
 impl Worker for Get {
     async fn step(&mut self, rec: &mut Recorder) {
         let id = self.ids[rand::random_range(0..self.ids.len())].clone();
         let request = pb::GetExecutionRequest {
-            id,
+            id: id.clone(),
             view: self.view as i32,
             ..Default::default()
         };
-        rec.time(self.op, self.client.get_execution(request)).await;
+        let op = self.op;
+        if let Some(probe) = rec.time(op, self.call(request)).await
+            && (probe.id != id || probe.revision < 1)
+        {
+            let found = format!("asked for {id}, got {} at {}", probe.id, probe.revision);
+            rec.fail(op, found);
+        }
     }
 }
 
@@ -83,11 +138,9 @@ impl Session {
         let health = self.health().await;
         let get = self
             .measure_one(op, |s| {
-                s.callers(|i| Get {
-                    client: s.client(i),
-                    ids: s.ids.clone(),
-                    view,
-                    op,
+                s.callers(|i| {
+                    let channel = s.channels[i % s.channels.len()].clone();
+                    Get::new(channel, s.ids.clone(), view, op)
                 })
             })
             .await;

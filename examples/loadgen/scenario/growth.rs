@@ -25,12 +25,13 @@ impl Session {
             let ids = Arc::new(vec![e.id]);
             let f = self
                 .measure(&format!("get {actions} actions"), &["get"], w, d, |s| {
-                    vec![Get {
-                        client: s.client(0),
-                        ids: ids.clone(),
-                        view: pb::ExecutionView::Full,
-                        op: "get",
-                    }]
+                    let channel = s.channels[0].clone();
+                    vec![Get::new(
+                        channel,
+                        ids.clone(),
+                        pb::ExecutionView::Full,
+                        "get",
+                    )]
                 })
                 .await
                 .remove(0);
