@@ -50,10 +50,15 @@ pub async fn insert_execution(
         .iter()
         .map(|(node_id, state)| rows::action_row(seq, node_id, state))
         .collect();
-    for chunk in actions.chunks(ACTION_INSERT_CHUNK) {
-        action::Entity::insert_many(chunk.to_vec())
-            .exec(conn)
-            .await?;
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        // As columns: one statement, prepared once per connection, however many actions.
+        columns::insert(conn, &actions).await?;
+    } else {
+        for chunk in actions.chunks(ACTION_INSERT_CHUNK) {
+            action::Entity::insert_many(chunk.to_vec())
+                .exec(conn)
+                .await?;
+        }
     }
     if !execution.detail.stop_events.is_empty() {
         let subscriptions =
