@@ -50,13 +50,40 @@ pub(super) async fn insert<A: ActiveModelTrait>(
     if rows.is_empty() {
         return Ok(());
     }
+    let (sql, values) = insert_select(rows, &[], None, 1)?;
+    execute_counted(conn, sql, values, rows.len(), "rows inserted").await
+}
+
+/// The statement of [`insert`] and its values, bound from `$first` on, for use inside a
+/// larger statement: the columns named in `computed` take the given SQL expressions
+/// instead of values of the rows (e.g. a key returned by an earlier CTE), and `from` adds
+/// a relation those expressions read (e.g. that CTE) to the `FROM` list.
+pub(super) fn insert_select<A: ActiveModelTrait>(
+    rows: &[A],
+    computed: &[(&str, &str)],
+    from: Option<&str>,
+    first: usize,
+) -> Result<(String, Vec<Value>), Error> {
     let all: Vec<<A::Entity as EntityTrait>::Column> =
         <A::Entity as EntityTrait>::Column::iter().collect();
-    let names: Vec<&str> = all.iter().map(IdenStatic::as_str).collect();
+    let expression = |name: &str| {
+        computed
+            .iter()
+            .find(|(column, _)| *column == name)
+            .map(|(_, expression)| *expression)
+    };
+    let bound: Vec<_> = all
+        .iter()
+        .filter(|column| expression(column.as_str()).is_none())
+        .collect();
+    let bound_names: Vec<&str> = bound.iter().map(|column| column.as_str()).collect();
     let selected = all
         .iter()
         .map(|column| {
             let name = column.as_str();
+            if let Some(expression) = expression(name) {
+                return expression.to_owned();
+            }
             match column.def().get_column_type() {
                 ColumnType::BigInteger => format!("r.{name}::bigint"),
                 ColumnType::Integer => format!("r.{name}::integer"),
@@ -67,25 +94,26 @@ pub(super) async fn insert<A: ActiveModelTrait>(
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        r#"INSERT INTO "{table}" ({quoted}) SELECT {selected} FROM {rows_from}"#,
+        r#"INSERT INTO "{table}" ({quoted}) SELECT {selected} FROM {from}{rows_from}"#,
         table = A::Entity::default().table_name(),
-        quoted = names
+        quoted = all
             .iter()
-            .map(|n| format!(r#""{n}""#))
+            .map(|column| format!(r#""{}""#, column.as_str()))
             .collect::<Vec<_>>()
             .join(", "),
-        rows_from = rows_from("r", &names, 1),
+        from = from.map(|f| format!("{f}, ")).unwrap_or_default(),
+        rows_from = rows_from("r", &bound_names, first),
     );
-    let values = all
+    let values = bound
         .iter()
         .map(|of| {
-            column(rows.iter().map(|row| match row.get(*of).into_value() {
+            column(rows.iter().map(|row| match row.get(**of).into_value() {
                 Some(value) => sea_value_to_json_value(&value),
                 None => serde_json::Value::Null,
             }))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    execute_counted(conn, sql, values, rows.len(), "rows inserted").await
+    Ok((sql, values))
 }
 
 /// Runs a PostgreSQL statement `sql` with `values` and checks that it wrote `expected`

@@ -60,14 +60,7 @@ pub async fn creation_time(
 ) -> Result<chrono::DateTime<chrono::Utc>, Error> {
     let backend = conn.get_database_backend();
     if backend == DatabaseBackend::Postgres {
-        // The CTE is evaluated (the turn taken) before the clock and the newest row are
-        // read for its one row.
-        let sql = format!(
-            r#"WITH turn AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($1))
-               SELECT GREATEST({CLOCK_MICROS}, (SELECT max("created_at") + 1 FROM "{table}")) AS at
-               FROM turn"#,
-            table = execution::Entity.table_name(),
-        );
+        let sql = format!("WITH {} SELECT at FROM creation", creation_ctes(1));
         let row = conn
             .query_one_raw(Statement::from_sql_and_values(
                 backend,
@@ -93,6 +86,25 @@ pub async fn creation_time(
         Some(newest) if newest >= now_us => rows::from_micros(newest + 1),
         _ => Ok(now),
     }
+}
+
+/// The CTEs that take a creation's time on PostgreSQL, with the lock's key bound as
+/// `$lock`: `turn` (the shared lock) and `creation`, one row whose `at` is the creation
+/// time in µs. `turn` is evaluated (the lock taken) before the clock and the newest row
+/// are read.
+pub(super) fn creation_ctes(lock: usize) -> String {
+    format!(
+        r#"turn AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(${lock})),
+           creation AS MATERIALIZED (
+             SELECT GREATEST({CLOCK_MICROS}, (SELECT max("created_at") + 1 FROM "{table}")) AS at
+             FROM turn)"#,
+        table = execution::Entity.table_name(),
+    )
+}
+
+/// The key of the creations' lock, to bind where [`creation_ctes`] says.
+pub(super) fn creation_lock() -> sea_orm::Value {
+    CREATION_LOCK.into()
 }
 
 /// The horizon of a list page, read on `conn` outside any transaction, before the page's

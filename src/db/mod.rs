@@ -14,6 +14,7 @@ pub mod migration;
 pub mod notify;
 mod retention;
 mod rows;
+mod starts;
 mod store;
 mod templates;
 
@@ -38,6 +39,7 @@ pub use load::{
     revisions_of_many,
 };
 pub use retention::{delete_finished_before, take_retention_turn};
+pub use starts::insert_started;
 pub use store::{
     insert_events, insert_events_of_many, insert_execution, is_unique_violation, save_change,
     save_stops,

@@ -38,24 +38,24 @@ impl Executions {
                 budget,
                 Box::new(move |txn| {
                     Box::pin(async move {
-                        let now = db::creation_time(txn, to_stored_precision(Utc::now())).await?;
+                        // Provisional: the database takes the creation time as it
+                        // writes (see `db::insert_started`).
+                        let now = to_stored_precision(Utc::now());
                         let request_id = new.request_id.clone();
                         let mut execution = rules::create(new, ExecutionId::generate(), now);
-                        Ok(
-                            match db::insert_execution(txn, &execution, request_id).await? {
-                                Some(seq) => {
-                                    execution.header.seq = seq;
-                                    let events = history::started(&execution);
-                                    db::insert_events(txn, seq, &events, &by).await?;
-                                    Write::Commit {
-                                        changed: vec![execution],
-                                        answer: (),
-                                    }
-                                }
-                                // A concurrent call with the same request id won the race.
-                                None => Write::RollBack(()),
-                            },
-                        )
+                        let mut events = history::started(&execution);
+                        let inserted =
+                            db::insert_started(txn, &mut execution, &mut events, request_id, &by)
+                                .await?;
+                        Ok(if inserted {
+                            Write::Commit {
+                                changed: vec![execution],
+                                answer: (),
+                            }
+                        } else {
+                            // A concurrent call with the same request id won the race.
+                            Write::RollBack(())
+                        })
                     })
                 }),
             )

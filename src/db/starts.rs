@@ -1,0 +1,171 @@
+//! Writing a new execution: its row, its actions, its stop events' subscriptions and the
+//! events of its start, with its creation time (see `creations`).
+//!
+//! On PostgreSQL all of it is one statement (writable CTEs): the creation time is taken
+//! and every row written in one round trip instead of five, each statement's text the
+//! same whatever the execution, so each connection prepares it once. On SQLite, where a
+//! round trip is a function call, it is the plain statements one after the other.
+
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseBackend, EntityName, IdenStatic, Iterable,
+    Statement, Value,
+};
+
+use super::creations::{creation_ctes, creation_lock, creation_time};
+use super::entity::{execution, stop_subscription};
+use super::{columns, history, rows, store};
+use crate::domain::{Event, FullExecution, Provenance};
+use crate::error::Error;
+
+/// Inserts `execution` (built at a provisional creation time) with the `events` of its
+/// start, as made `by` a caller, in the caller's transaction `conn`. Takes its creation
+/// time (`creations::creation_time`'s rule) and stamps it on the execution and the
+/// events, and sets the execution's `seq`. Answers false, changing nothing, when its
+/// tenant already has an execution with the same `request_id`.
+pub async fn insert_started(
+    conn: &impl ConnectionTrait,
+    execution: &mut FullExecution,
+    events: &mut [Event],
+    request_id: Option<String>,
+    by: &Provenance,
+) -> Result<bool, Error> {
+    if conn.get_database_backend() != DatabaseBackend::Postgres {
+        let at = creation_time(conn, execution.header.created_at).await?;
+        stamp(execution, events, at);
+        let Some(seq) = store::insert_execution(conn, execution, request_id).await? else {
+            return Ok(false);
+        };
+        execution.header.seq = seq;
+        store::insert_events(conn, seq, events, by).await?;
+        return Ok(true);
+    }
+    let (sql, values, expected) = one_statement(execution, events, request_id, by)?;
+    let statement = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
+    let Some(row) = conn.query_one_raw(statement).await? else {
+        // ON CONFLICT: the tenant's request id is taken.
+        return Ok(false);
+    };
+    let written: [i64; 3] = [
+        row.try_get("", "actions")?,
+        row.try_get("", "subscriptions")?,
+        row.try_get("", "events")?,
+    ];
+    if written != expected {
+        return Err(Error::internal(format!(
+            "a start wrote {written:?} rows of actions, subscriptions and events, not {expected:?}"
+        )));
+    }
+    execution.header.seq = row.try_get("", "seq")?;
+    stamp(
+        execution,
+        events,
+        rows::from_micros(row.try_get("", "at")?)?,
+    );
+    Ok(true)
+}
+
+/// Gives the execution and its start's events their creation time.
+fn stamp(execution: &mut FullExecution, events: &mut [Event], at: chrono::DateTime<chrono::Utc>) {
+    execution.header.created_at = at;
+    execution.header.updated_at = at;
+    for event in events {
+        event.occurred_at = at;
+    }
+}
+
+/// The statement of a start on PostgreSQL, its values, and the rows it must write to
+/// the actions, the subscriptions and the events.
+///
+/// ```text
+/// WITH turn, creation                      -- creations::creation_ctes
+///      e AS (INSERT INTO executions ... SELECT $2, ..., creation.at, creation.at
+///            FROM creation ON CONFLICT DO NOTHING RETURNING seq, created_at),
+///      a AS (INSERT INTO actions ... SELECT e.seq, r.* FROM e, ROWS FROM (...) RETURNING 1),
+///      s AS (INSERT INTO stop_subscriptions ... likewise),
+///      v AS (INSERT INTO events ... SELECT e.seq, ..., e.created_at ... likewise)
+/// SELECT e.seq, e.created_at AS at, (SELECT count(*) FROM a) AS actions, ... FROM e
+/// ```
+///
+/// The row's values are bound as typed parameters; the actions', subscriptions' and
+/// events' as columns (`db::columns`). A conflict on the tenant's request id inserts
+/// nothing, so the dependent inserts, which read `e`, insert nothing either.
+fn one_statement(
+    execution: &FullExecution,
+    events: &[Event],
+    request_id: Option<String>,
+    by: &Provenance,
+) -> Result<(String, Vec<Value>, [i64; 3]), Error> {
+    let mut values = vec![creation_lock()];
+    // The execution's row: every column it sets, the times from `creation`.
+    let row = rows::new_execution_row(execution, request_id)?;
+    let (mut names, mut selected) = (Vec::new(), Vec::new());
+    for column in execution::Column::iter() {
+        let name = column.as_str();
+        if matches!(
+            column,
+            execution::Column::CreatedAt | execution::Column::UpdatedAt
+        ) {
+            selected.push("creation.at".to_owned());
+        } else if let Some(value) = row.get(column).into_value() {
+            values.push(value);
+            selected.push(format!("${}", values.len()));
+        } else {
+            continue;
+        }
+        names.push(format!(r#""{name}""#));
+    }
+    let insert_execution = format!(
+        r#"INSERT INTO "{table}" ({names}) SELECT {selected} FROM creation
+           ON CONFLICT DO NOTHING RETURNING "seq", "created_at""#,
+        table = execution::Entity.table_name(),
+        names = names.join(", "),
+        selected = selected.join(", "),
+    );
+    // The rows that hang off it, their keys and times from `e`.
+    let actions: Vec<_> = execution
+        .detail
+        .actions
+        .iter()
+        .map(|(node_id, state)| rows::action_row(0, node_id, state))
+        .collect();
+    let subscriptions: Vec<_> = execution
+        .detail
+        .stop_events
+        .iter()
+        .map(|stop_event| stop_subscription::ActiveModel {
+            user_key: sea_orm::ActiveValue::Set(execution.header.user_key.clone()),
+            stop_event: sea_orm::ActiveValue::Set(stop_event.clone()),
+            execution_seq: sea_orm::ActiveValue::Set(0),
+        })
+        .collect();
+    let stored: Vec<_> = history::fold(events)?
+        .iter()
+        .map(|event| rows::event_row(0, event, by))
+        .collect();
+    let keyed = [("execution_seq", "e.seq")];
+    let timed = [("execution_seq", "e.seq"), ("occurred_at", "e.created_at")];
+    let (insert_actions, bound) =
+        columns::insert_select(&actions, &keyed, Some("e"), values.len() + 1)?;
+    values.extend(bound);
+    let (insert_subscriptions, bound) =
+        columns::insert_select(&subscriptions, &keyed, Some("e"), values.len() + 1)?;
+    values.extend(bound);
+    let (insert_events, bound) =
+        columns::insert_select(&stored, &timed, Some("e"), values.len() + 1)?;
+    values.extend(bound);
+    let sql = format!(
+        r#"WITH {creation},
+                e AS ({insert_execution}),
+                a AS ({insert_actions} RETURNING 1),
+                s AS ({insert_subscriptions} RETURNING 1),
+                v AS ({insert_events} RETURNING 1)
+           SELECT e."seq" AS seq, e."created_at" AS at,
+                  (SELECT count(*) FROM a) AS actions,
+                  (SELECT count(*) FROM s) AS subscriptions,
+                  (SELECT count(*) FROM v) AS events
+           FROM e"#,
+        creation = creation_ctes(1),
+    );
+    let expected = [actions.len(), subscriptions.len(), stored.len()].map(|n| n as i64);
+    Ok((sql, values, expected))
+}
