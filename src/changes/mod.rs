@@ -261,7 +261,7 @@ mod tests {
             NewExecution {
                 key: "k".into(),
                 name: String::new(),
-                template: diamond(),
+                template: diamond().into(),
                 execution_data: None,
                 user_key: "main".into(),
                 request_id: None,

@@ -99,6 +99,9 @@ pub const MAX_HASHID_CHARS: usize = 32;
 #[derive(Debug)]
 pub struct HashidCodec {
     sqids: Sqids,
+    /// The hashid of the largest sequence number, encoded once: every start measures the
+    /// largest form its execution can take with it (`grpc::size`).
+    of_largest: String,
 }
 
 impl Default for HashidCodec {
@@ -112,13 +115,17 @@ impl Default for HashidCodec {
             .min_length(MIN_HASHID_CHARS as u8)
             .build()
             .expect("the alphabet and length are valid constants");
-        Self { sqids }
+        let of_largest = sqids.encode(&[i64::MAX as u64]).unwrap_or_default();
+        Self { sqids, of_largest }
     }
 }
 
 impl HashidCodec {
     /// The hashid of a sequence number (sequence numbers start at 1).
     pub fn encode(&self, seq: i64) -> String {
+        if seq == i64::MAX {
+            return self.of_largest.clone();
+        }
         let n = u64::try_from(seq).unwrap_or_default();
         self.sqids.encode(&[n]).unwrap_or_default()
     }

@@ -23,8 +23,9 @@ pub struct NewExecution {
     pub key: String,
     /// Name of the execution.
     pub name: String,
-    /// Template to run; must have passed [`Template::validate`].
-    pub template: Template,
+    /// Template to run; must have passed [`Template::validate`]. Shared, as the
+    /// execution's (see [`Detail::template`]).
+    pub template: Arc<Template>,
     /// Data context, if any.
     pub execution_data: Option<serde_json::Value>,
     /// Owning tenant; empty when the request named none, until the service fills in the
@@ -160,7 +161,7 @@ pub fn create(new: NewExecution, id: ExecutionId, now: DateTime<Utc>) -> FullExe
             updated_at: now,
         },
         detail: Detail {
-            template: Arc::new(new.template),
+            template: new.template,
             execution_data: new.execution_data,
             actions,
             stop_events: new.stop_events,

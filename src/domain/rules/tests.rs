@@ -13,7 +13,7 @@ fn new_diamond() -> FullExecution {
         NewExecution {
             key: "wf".into(),
             name: "Wf".into(),
-            template: diamond(),
+            template: diamond().into(),
             execution_data: None,
             user_key: "main".into(),
             request_id: None,

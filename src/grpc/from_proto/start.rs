@@ -42,7 +42,7 @@ pub fn new_execution(req: pb::StartExecutionRequest) -> Result<NewExecution, Err
     Ok(NewExecution {
         key: req.key,
         name: req.name,
-        template,
+        template: template.into(),
         execution_data,
         // Empty when the request names none: the service picks the caller's tenant.
         user_key: req.user_key,
