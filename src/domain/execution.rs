@@ -175,7 +175,7 @@ impl Counts {
 
 /// True when `node_id` may be scheduled or run: it has no incoming edge, or at least one
 /// of its incoming edges is open.
-pub fn is_ready(graph: &Graph, actions: &BTreeMap<String, ActionState>, node_id: &str) -> bool {
+pub fn is_ready(graph: &Graph<'_>, actions: &BTreeMap<String, ActionState>, node_id: &str) -> bool {
     let predecessors = graph.predecessors(node_id);
     predecessors.is_empty()
         || predecessors
@@ -186,7 +186,7 @@ pub fn is_ready(graph: &Graph, actions: &BTreeMap<String, ActionState>, node_id:
 /// Status of every edge leaving `source`: open once the source is the Start node or a
 /// completed action, closed otherwise. Edge status is derived, never stored.
 pub fn edge_status(
-    graph: &Graph,
+    graph: &Graph<'_>,
     actions: &BTreeMap<String, ActionState>,
     source: &str,
 ) -> EdgeStatus {
@@ -205,7 +205,7 @@ pub fn edge_status(
 /// action is scheduled or running, or any idle action is ready; else FAILED if any action
 /// failed; else COMPLETED.
 pub fn derive_status(
-    graph: &Graph,
+    graph: &Graph<'_>,
     actions: &BTreeMap<String, ActionState>,
     stopped: bool,
 ) -> ExecutionStatus {
@@ -261,7 +261,8 @@ mod tests {
 
     #[test]
     fn readiness_follows_open_edges() {
-        let g = Graph::new(&diamond());
+        let t = diamond();
+        let g = Graph::new(&t);
         let a = actions(&[("a", Idle), ("b", Idle), ("c", Idle)]);
         assert!(is_ready(&g, &a, "a"), "edges from Start are open");
         assert!(!is_ready(&g, &a, "c"));
@@ -303,7 +304,8 @@ mod tests {
 
     #[test]
     fn derived_status_in_order() {
-        let g = Graph::new(&diamond());
+        let t = diamond();
+        let g = Graph::new(&t);
         let derive =
             |states: &[(&str, ActionStatus)], stopped| derive_status(&g, &actions(states), stopped);
         assert_eq!(

@@ -310,44 +310,44 @@ fn check_node(i: usize, node: &Node) -> Result<(), TemplateError> {
     Ok(())
 }
 
-/// The edges of a validated template, indexed the way the state machine reads them.
+/// The edges of a validated template, indexed the way the state machine reads them
+/// (borrowed from the template: building one copies nothing).
 #[derive(Clone, Debug)]
-pub struct Graph {
-    start_id: String,
-    predecessors: HashMap<String, Vec<String>>,
-    edges: Vec<Edge>,
+pub struct Graph<'t> {
+    start_id: &'t str,
+    predecessors: HashMap<&'t str, Vec<&'t str>>,
+    edges: &'t [Edge],
 }
 
-impl Graph {
+impl<'t> Graph<'t> {
     /// Indexes a template that passed [`Template::validate`].
-    pub fn new(template: &Template) -> Self {
+    pub fn new(template: &'t Template) -> Self {
         let start_id = template
             .nodes
             .iter()
             .find(|n| n.is_start())
-            .map(|n| n.id.clone())
-            .unwrap_or_default();
-        let mut predecessors: HashMap<String, Vec<String>> = HashMap::new();
+            .map_or("", |n| n.id.as_str());
+        let mut predecessors: HashMap<&'t str, Vec<&'t str>> = HashMap::new();
         for edge in &template.edges {
             predecessors
-                .entry(edge.target.clone())
+                .entry(edge.target.as_str())
                 .or_default()
-                .push(edge.source.clone());
+                .push(edge.source.as_str());
         }
         Self {
             start_id,
             predecessors,
-            edges: template.edges.clone(),
+            edges: &template.edges,
         }
     }
 
     /// Id of the Start node.
-    pub fn start_id(&self) -> &str {
-        &self.start_id
+    pub fn start_id(&self) -> &'t str {
+        self.start_id
     }
 
     /// Sources of the edges leading into `node_id`.
-    pub fn predecessors(&self, node_id: &str) -> &[String] {
+    pub fn predecessors(&self, node_id: &str) -> &[&'t str] {
         self.predecessors
             .get(node_id)
             .map(Vec::as_slice)
@@ -355,8 +355,8 @@ impl Graph {
     }
 
     /// Every edge, in template order.
-    pub fn edges(&self) -> &[Edge] {
-        &self.edges
+    pub fn edges(&self) -> &'t [Edge] {
+        self.edges
     }
 }
 

@@ -141,7 +141,8 @@ fn exactly_max_nodes_is_fine() {
 
 #[test]
 fn graph_lists_predecessors() {
-    let g = Graph::new(&diamond());
+    let t = diamond();
+    let g = Graph::new(&t);
     assert_eq!(g.start_id(), "start");
     assert_eq!(g.predecessors("c"), ["a", "b"]);
     assert!(g.predecessors("start").is_empty());
