@@ -72,6 +72,12 @@ pub(super) fn insert_select<A: ActiveModelTrait>(
             .find(|(column, _)| *column == name)
             .map(|(_, expression)| *expression)
     };
+    if let Some((unknown, _)) = computed
+        .iter()
+        .find(|(name, _)| !all.iter().any(|column| column.as_str() == *name))
+    {
+        return Err(Error::internal(format!("no column {unknown} to compute")));
+    }
     let bound: Vec<_> = all
         .iter()
         .filter(|column| expression(column.as_str()).is_none())
@@ -82,16 +88,25 @@ pub(super) fn insert_select<A: ActiveModelTrait>(
         .map(|column| {
             let name = column.as_str();
             if let Some(expression) = expression(name) {
-                return expression.to_owned();
+                return Ok(expression.to_owned());
             }
-            match column.def().get_column_type() {
+            // A column travels as text: cast where the column is not text. Other types
+            // (uuid, json, ...) would need casts of their own; none travels this way yet.
+            Ok(match column.def().get_column_type() {
                 ColumnType::BigInteger => format!("r.{name}::bigint"),
                 ColumnType::Integer => format!("r.{name}::integer"),
                 ColumnType::Boolean => format!("r.{name}::boolean"),
-                _ => format!("r.{name}"),
-            }
+                ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_) => {
+                    format!("r.{name}")
+                }
+                other => {
+                    return Err(Error::internal(format!(
+                        "column {name} of type {other:?} cannot travel as a column"
+                    )));
+                }
+            })
         })
-        .collect::<Vec<_>>()
+        .collect::<Result<Vec<_>, Error>>()?
         .join(", ");
     let sql = format!(
         r#"INSERT INTO "{table}" ({quoted}) SELECT {selected} FROM {from}{rows_from}"#,
@@ -136,6 +151,29 @@ pub(super) async fn execute_counted(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_refuses_what_it_cannot_carry() {
+        use crate::db::entity::{action, execution};
+        let row = <action::ActiveModel as Default>::default();
+        let computed = insert_select(
+            std::slice::from_ref(&row),
+            &[("execution_seq", "e.seq")],
+            None,
+            1,
+        );
+        assert!(computed.unwrap().0.contains("SELECT e.seq, r.node_id"));
+        let unknown = insert_select(&[row], &[("nope", "1")], None, 1);
+        assert!(matches!(unknown, Err(Error::Internal { .. })));
+        // `id` is a uuid: as text it would not be cast.
+        let typed = insert_select(
+            &[<execution::ActiveModel as Default>::default()],
+            &[],
+            None,
+            1,
+        );
+        assert!(matches!(typed, Err(Error::Internal { .. })));
+    }
 
     #[test]
     fn columns_are_json_arrays_and_zipped_in_order() {

@@ -17,11 +17,12 @@
 //!   only rows created before the horizon, in a snapshot taken after it.
 //!
 //! Both sides read PostgreSQL's clock (`clock_timestamp()`), so replicas' clocks do not
-//! matter. Neither goes back in time: a creation's time is at least 1 µs after the
-//! newest creation committed when it read the clock, and a horizon 1 µs after the newest
-//! committed, should the database host's clock step back. A page taken across such a
-//! step could still miss a creation that read the clock after it (its time is then below
-//! the page's horizon): keyset pages assume a clock that does not go back.
+//! matter. Should the database host's clock step back, neither goes back with it: a
+//! creation's time is at least 1 µs after the newest creation its statement's snapshot
+//! holds, and a horizon at least 1 µs after the newest its own snapshot holds (taken as
+//! its statement began, so not the creations it then waited for). Keyset pages still
+//! assume a clock that does not go back: across a step, a creation that commits while a
+//! page waits for it may get a time below the page's horizon and be left out of it.
 
 use std::time::Duration;
 
@@ -112,9 +113,9 @@ pub(super) fn creation_lock() -> sea_orm::Value {
 /// the creations in flight to commit: at most `budget` (then the database cancels the
 /// wait), or, without one, as long as the session's own `lock_timeout` allows.
 ///
-/// The horizon is the database's clock, or 1 µs after the newest creation if that is
-/// later (its clock stepped back): a page always sees every creation that committed
-/// before it.
+/// The horizon is the database's clock, or 1 µs after the newest creation the
+/// statement's snapshot holds if that is later (the clock stepped back): creations made
+/// before a step back are not hidden from pages until the clock catches up.
 pub async fn horizon(
     conn: &impl ConnectionTrait,
     budget: Option<Duration>,

@@ -320,7 +320,8 @@ impl From<DbErr> for Error {
     /// database cancelled (a `statement_timeout` or `lock_timeout`, ours or the database
     /// administrator's, or an administrator's cancel) are retryable UNAVAILABLE; anything
     /// else is internal. The timeouts set from a caller's deadline are rounded up, so they
-    /// end a statement only after the gRPC edge has answered DEADLINE_EXCEEDED; this one
+    /// end a statement only once the deadline has passed, and the gRPC edge answers any
+    /// error that comes past the deadline as DEADLINE_EXCEEDED (`grpc::edge`); this one
     /// rule needs no knowledge of who set them.
     #[track_caller]
     fn from(err: DbErr) -> Self {

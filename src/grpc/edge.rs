@@ -89,7 +89,18 @@ where
                 None => response.await?,
                 Some(deadline) => {
                     tokio::select! {
-                        response = response => response?,
+                        // An answer that is ready is taken, even if the deadline is too:
+                        // a change that committed must not be answered as an error.
+                        biased;
+                        response = response => {
+                            let response = response?;
+                            // An error past the deadline is the deadline's (e.g. a
+                            // statement the database ended at the caller's budget).
+                            if Instant::now() >= deadline && is_error(response.headers()) {
+                                return Ok(deadline_exceeded().into_http());
+                            }
+                            response
+                        }
                         () = tokio::time::sleep_until(deadline) => {
                             return Ok(deadline_exceeded().into_http());
                         }
@@ -110,6 +121,13 @@ where
             Ok(http::Response::from_parts(parts, Body::new(body)))
         })
     }
+}
+
+/// True for a trailers-only answer with a status other than OK.
+fn is_error(headers: &HeaderMap) -> bool {
+    headers
+        .get(Status::GRPC_STATUS)
+        .is_some_and(|code| code.as_bytes() != b"0")
 }
 
 fn deadline_exceeded() -> Status {

@@ -31,11 +31,19 @@ use crate::error::Error;
 
 /// Executions per page of a feed's catch-up.
 pub const CATCH_UP_PAGE: u64 = 100;
-/// Pages of catch-up read at once on a replica, whatever the number of feeds catching
-/// up: a thousand feeds opening (or resuming after a restart) at once read their pages a
-/// few at a time, instead of taking every connection of the pool from the other calls
-/// and holding a thousand pages in memory at once.
+/// Most pages of catch-up read at once on a replica, whatever the number of feeds
+/// catching up: a thousand feeds opening (or resuming after a restart) at once read their
+/// pages a few at a time, instead of taking every connection of the pool from the other
+/// calls and holding a thousand pages in memory at once. At most half the pool
+/// ([`concurrent_catch_ups`]).
 pub const CONCURRENT_CATCH_UPS: usize = 4;
+
+/// Pages of catch-up read at once with a pool of `pool` connections: at most
+/// [`CONCURRENT_CATCH_UPS`], and at most half the pool, so that catch-ups never hold every
+/// connection (SQLite's default pool on 2 cores has 4).
+pub fn concurrent_catch_ups(pool: u32) -> usize {
+    (pool as usize / 2).clamp(1, CONCURRENT_CATCH_UPS)
+}
 
 /// What a feed asks for, already validated field by field.
 #[derive(Clone, Debug)]
@@ -326,5 +334,17 @@ impl Feed {
         let page = db::changed_page(&txn, &filter, from, after, self.view, CATCH_UP_PAGE).await?;
         txn.commit().await?;
         Ok((point, page))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catch_ups_take_at_most_half_the_pool() {
+        assert_eq!(concurrent_catch_ups(1), 1);
+        assert_eq!(concurrent_catch_ups(4), 2);
+        assert_eq!(concurrent_catch_ups(16), CONCURRENT_CATCH_UPS);
     }
 }

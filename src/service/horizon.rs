@@ -64,7 +64,7 @@ impl SharedHorizon {
             Ok(horizon)
         });
         read.await
-            .map_err(|_| Error::internal("the read of a horizon panicked"))?
+            .map_err(|_| Error::internal("the read of a horizon ended before answering"))?
     }
     /// The last horizon read, if it began after `ticket` was drawn.
     fn serving(&self, ticket: u64) -> Option<Horizon> {

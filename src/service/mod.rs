@@ -51,7 +51,7 @@ pub struct Executions {
     hashids: Arc<HashidCodec>,
     watch_settings: WatchSettings,
     watch_permits: Arc<Semaphore>,
-    /// Turns to read a page of a feed's catch-up (see [`feed::CONCURRENT_CATCH_UPS`]).
+    /// Turns to read a page of a feed's catch-up (see [`feed::concurrent_catch_ups`]).
     catch_ups: Arc<Semaphore>,
     /// Turns to run a batch of a StopExecutions job, shared by every job of this replica
     /// (see [`fleet::stop_lanes`]).
@@ -71,6 +71,7 @@ pub struct Executions {
 impl Executions {
     /// Serves executions stored in `db`, announcing changes on `hub`.
     pub fn new(db: Database, hub: ChangeHub, watch_settings: WatchSettings) -> Self {
+        let catch_ups = feed::concurrent_catch_ups(db.max_connections());
         Self {
             reader: ChangeReader::new(db.clone(), hub.clone()),
             stop_turns: Arc::new(Semaphore::new(fleet::stop_lanes(&db))),
@@ -78,7 +79,7 @@ impl Executions {
             hub,
             hashids: Default::default(),
             watch_permits: Arc::new(Semaphore::new(watch_settings.max_watches)),
-            catch_ups: Arc::new(Semaphore::new(feed::CONCURRENT_CATCH_UPS)),
+            catch_ups: Arc::new(Semaphore::new(catch_ups)),
             watch_settings,
             watch_shutdown: CancellationToken::new(),
             known: Arc::default(),
