@@ -21,6 +21,9 @@ export class History {
   private readonly problem = h("p", { class: "problem", role: "alert" });
   private next = "";
   private shownRevision = -1n;
+  /** Reads from the top begun so far: an answer to an older one, arriving after a newer
+   * one began, is stale (answers may arrive out of order) and is dropped. */
+  private readsFromTop = 0;
 
   constructor(
     private readonly id: string,
@@ -50,11 +53,14 @@ export class History {
   }
 
   private async load(fromTop: boolean): Promise<void> {
+    const read = fromTop ? ++this.readsFromTop : this.readsFromTop;
     try {
       const page = await api.listExecutionEvents(
         { executionId: this.id, pageSize: PAGE_SIZE, pageToken: fromTop ? "" : this.next, order: SortOrder.DESCENDING },
         { signal: this.signal },
       );
+      // A newer read from the top began meanwhile: its answer is the one to show.
+      if (read !== this.readsFromTop) return;
       this.problem.textContent = "";
       if (fromTop) this.rows.replaceChildren();
       this.rows.append(...page.events.map(row));
