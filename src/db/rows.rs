@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 
-use super::entity::{action, event, execution};
+use super::entity::{action, event, execution, stop_subscription};
 use super::history::StoredEvent;
 use crate::domain::{
     ActionLog, ActionState, Counts, Detail, Event, ExecutionId, FullExecution, Header, Provenance,
@@ -130,6 +130,23 @@ pub(super) fn new_execution_row(
         log_budget: Set(e.detail.log_budget),
         ..Default::default()
     })
+}
+
+/// The subscriptions of a new execution to its stop events (with `seq` as its
+/// sequence number).
+pub(super) fn stop_subscription_rows(
+    e: &FullExecution,
+    seq: i64,
+) -> Vec<stop_subscription::ActiveModel> {
+    e.detail
+        .stop_events
+        .iter()
+        .map(|stop_event| stop_subscription::ActiveModel {
+            user_key: Set(e.header.user_key.clone()),
+            stop_event: Set(stop_event.clone()),
+            execution_seq: Set(seq),
+        })
+        .collect()
 }
 
 /// The row of one action.

@@ -12,7 +12,7 @@ use sea_orm::{
 };
 
 use super::creations::{creation_ctes, creation_lock, creation_time};
-use super::entity::{execution, stop_subscription};
+use super::entity::execution;
 use super::{columns, history, rows, store};
 use crate::domain::{Event, FullExecution, Provenance};
 use crate::error::Error;
@@ -128,16 +128,7 @@ fn one_statement(
         .iter()
         .map(|(node_id, state)| rows::action_row(0, node_id, state))
         .collect();
-    let subscriptions: Vec<_> = execution
-        .detail
-        .stop_events
-        .iter()
-        .map(|stop_event| stop_subscription::ActiveModel {
-            user_key: sea_orm::ActiveValue::Set(execution.header.user_key.clone()),
-            stop_event: sea_orm::ActiveValue::Set(stop_event.clone()),
-            execution_seq: sea_orm::ActiveValue::Set(0),
-        })
-        .collect();
+    let subscriptions = rows::stop_subscription_rows(execution, 0);
     let stored: Vec<_> = history::fold(events)?
         .iter()
         .map(|event| rows::event_row(0, event, by))

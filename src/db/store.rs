@@ -61,17 +61,7 @@ pub async fn insert_execution(
         }
     }
     if !execution.detail.stop_events.is_empty() {
-        let subscriptions =
-            execution
-                .detail
-                .stop_events
-                .iter()
-                .map(|stop_event| stop_subscription::ActiveModel {
-                    user_key: sea_orm::ActiveValue::Set(execution.header.user_key.clone()),
-                    stop_event: sea_orm::ActiveValue::Set(stop_event.clone()),
-                    execution_seq: sea_orm::ActiveValue::Set(seq),
-                });
-        stop_subscription::Entity::insert_many(subscriptions)
+        stop_subscription::Entity::insert_many(rows::stop_subscription_rows(execution, seq))
             .exec(conn)
             .await?;
     }

@@ -58,19 +58,12 @@ async fn a_passed_deadline_cancels_the_database_work(server: &TestServer) {
     assert_eq!(moved.revision, 2);
 }
 
-/// On PostgreSQL a List page first waits for the creations in flight to commit (its
-/// horizon). With one that never commits (held here from outside, as a start holds its
-/// turn: the creations' advisory lock, shared), a List with a deadline ends at it with
-/// DEADLINE_EXCEEDED and leaves no statement waiting; starts go on meanwhile, and once the
-/// creation ends, the same List answers with them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
-async fn a_list_waiting_for_a_creation_ends_at_its_deadline() {
+/// A creation in flight, as the server's starts hold one (the creations' advisory lock,
+/// shared, until their commit), held from outside until the transaction ends.
+async fn hold_a_creation(server: &TestServer) -> sea_orm::DatabaseTransaction {
     use sea_orm::TransactionTrait;
     /// `db::creations::CREATION_LOCK`.
     const CREATION_LOCK: i64 = 0x6578_6563_6372_6561;
-    let server = TestServer::builder().on(Backend::Postgres).start().await;
-    let mut client = server.client.clone();
     let outside = sea_orm::Database::connect(server.database_url())
         .await
         .unwrap();
@@ -81,6 +74,20 @@ async fn a_list_waiting_for_a_creation_ends_at_its_deadline() {
         ))
         .await
         .unwrap();
+    creating
+}
+
+/// On PostgreSQL a List page first waits for the creations in flight to commit (its
+/// horizon). With one that never commits (held here from outside, as a start holds its
+/// turn: the creations' advisory lock, shared), a List with a deadline ends at it with
+/// DEADLINE_EXCEEDED and leaves no statement waiting; starts go on meanwhile, and once the
+/// creation ends, the same List answers with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+async fn a_list_waiting_for_a_creation_ends_at_its_deadline() {
+    let server = TestServer::builder().on(Backend::Postgres).start().await;
+    let mut client = server.client.clone();
+    let creating = hold_a_creation(&server).await;
 
     let list = || pb::ListExecutionsRequest {
         key: "horizon".into(),
@@ -132,9 +139,6 @@ async fn a_list_waiting_for_a_creation_ends_at_its_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
 async fn a_list_without_deadline_keeps_the_databases_lock_timeout() {
-    use sea_orm::TransactionTrait;
-    /// `db::creations::CREATION_LOCK`.
-    const CREATION_LOCK: i64 = 0x6578_6563_6372_6561;
     let database = TestDatabase::create(Backend::Postgres, "lock_timeout").await;
     let TestDatabase::Postgres(postgres) = &database else {
         unreachable!("created on PostgreSQL")
@@ -150,16 +154,7 @@ async fn a_list_without_deadline_keeps_the_databases_lock_timeout() {
     admin.close().await.ok();
     let server = TestServer::builder().database(database).start().await;
     let mut client = server.client.clone();
-    let outside = sea_orm::Database::connect(server.database_url())
-        .await
-        .unwrap();
-    let creating = outside.begin().await.unwrap();
-    creating
-        .execute_unprepared(&format!(
-            "SELECT pg_advisory_xact_lock_shared({CREATION_LOCK})"
-        ))
-        .await
-        .unwrap();
+    let creating = hold_a_creation(&server).await;
 
     let list = || pb::ListExecutionsRequest {
         key: "lock-timeout".into(),
