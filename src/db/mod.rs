@@ -41,8 +41,7 @@ pub use load::{
 pub use retention::{delete_finished_before, take_retention_turn};
 pub use starts::insert_started;
 pub use store::{
-    insert_events, insert_events_of_many, insert_execution, is_unique_violation, save_change,
-    save_stops,
+    insert_events, insert_events_of_many, is_unique_violation, save_change, save_stops,
 };
 
 use crate::error::Error;

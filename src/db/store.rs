@@ -32,8 +32,9 @@ const EVENT_INSERT_CHUNK: usize = 100;
 const ACTION_PAIRS_AS_COLUMNS: usize = 2_000;
 
 /// Inserts a new execution and its actions, and returns its sequence number; `None` when
-/// its tenant already has an execution with the same request id.
-pub async fn insert_execution(
+/// its tenant already has an execution with the same request id. SQLite's statements of a
+/// start (`db::starts`; PostgreSQL writes a start in one statement).
+pub(super) async fn insert_execution(
     conn: &impl ConnectionTrait,
     execution: &FullExecution,
     request_id: Option<String>,
@@ -50,15 +51,10 @@ pub async fn insert_execution(
         .iter()
         .map(|(node_id, state)| rows::action_row(seq, node_id, state))
         .collect();
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        // As columns: one statement, prepared once per connection, however many actions.
-        columns::insert(conn, &actions).await?;
-    } else {
-        for chunk in actions.chunks(ACTION_INSERT_CHUNK) {
-            action::Entity::insert_many(chunk.to_vec())
-                .exec(conn)
-                .await?;
-        }
+    for chunk in actions.chunks(ACTION_INSERT_CHUNK) {
+        action::Entity::insert_many(chunk.to_vec())
+            .exec(conn)
+            .await?;
     }
     if !execution.detail.stop_events.is_empty() {
         stop_subscription::Entity::insert_many(rows::stop_subscription_rows(execution, seq))
