@@ -89,6 +89,16 @@ pub async fn creation_time(
     }
 }
 
+/// PostgreSQL's clock, or 1 µs after the newest creation the statement's snapshot holds
+/// if that is later (the clock stepped back), in µs: the time of a creation and of a
+/// horizon alike.
+fn clock_after_newest() -> String {
+    format!(
+        r#"GREATEST({CLOCK_MICROS}, (SELECT max("created_at") + 1 FROM "{table}"))"#,
+        table = execution::Entity.table_name(),
+    )
+}
+
 /// The CTEs that take a creation's time on PostgreSQL, with the lock's key bound as
 /// `$lock`: `turn` (the shared lock) and `creation`, one row whose `at` is the creation
 /// time in µs. `turn` is evaluated (the lock taken) before the clock and the newest row
@@ -96,10 +106,8 @@ pub async fn creation_time(
 pub(super) fn creation_ctes(lock: usize) -> String {
     format!(
         r#"turn AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(${lock})),
-           creation AS MATERIALIZED (
-             SELECT GREATEST({CLOCK_MICROS}, (SELECT max("created_at") + 1 FROM "{table}")) AS at
-             FROM turn)"#,
-        table = execution::Entity.table_name(),
+           creation AS MATERIALIZED (SELECT {at} AS at FROM turn)"#,
+        at = clock_after_newest(),
     )
 }
 
@@ -128,19 +136,13 @@ pub async fn horizon(
     // own transaction only) in an earlier CTE bounds this statement's wait. Rounded up:
     // the wait never ends before the budget is spent (0 would mean no limit). NULL keeps
     // the session's setting.
-    let lock_timeout = budget.map(|b| {
-        b.as_micros()
-            .div_ceil(1000)
-            .clamp(1, i32::MAX as u128)
-            .to_string()
-    });
+    let lock_timeout = budget.map(|b| super::budget_millis(b).to_string());
     let sql = format!(
         r#"WITH bound AS MATERIALIZED (
                   SELECT set_config('lock_timeout', COALESCE($2, current_setting('lock_timeout')), true)),
                 turn AS MATERIALIZED (SELECT pg_advisory_xact_lock($1) FROM bound)
-           SELECT GREATEST({CLOCK_MICROS}, (SELECT max("created_at") + 1 FROM "{table}")) AS at
-           FROM turn"#,
-        table = execution::Entity.table_name(),
+           SELECT {at} AS at FROM turn"#,
+        at = clock_after_newest(),
     );
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(

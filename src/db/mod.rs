@@ -109,6 +109,13 @@ pub fn default_max_connections(url: &str) -> u32 {
     }
 }
 
+/// A caller's budget as PostgreSQL's `statement_timeout` or `lock_timeout`, in ms:
+/// rounded up, so that it ends a statement no earlier than the caller's deadline, and at
+/// least 1 (0 would mean no limit).
+fn budget_millis(budget: Duration) -> u128 {
+    budget.as_micros().div_ceil(1000).clamp(1, i32::MAX as u128)
+}
+
 impl Database {
     /// Connects to `url` (`sqlite://...` or `postgres://...`) with a pool of at most
     /// `max_connections`, then runs every pending migration.
@@ -238,9 +245,7 @@ impl Database {
     ) -> Result<(), DbErr> {
         use sea_orm::ConnectionTrait;
         if let Some(budget) = budget.filter(|_| self.is_postgres()) {
-            // Rounded up (it ends a statement no earlier than the deadline), and at least
-            // 1 ms: 0 would mean "no limit".
-            let ms = budget.as_micros().div_ceil(1000).clamp(1, i32::MAX as u128);
+            let ms = budget_millis(budget);
             txn.execute_unprepared(&format!("SET LOCAL statement_timeout = {ms}"))
                 .await?;
         }
@@ -417,6 +422,15 @@ fn is_outage(err: &DbErr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_round_up_and_pools_follow_the_database() {
+        assert_eq!(budget_millis(Duration::from_micros(1_001)), 2);
+        assert_eq!(budget_millis(Duration::from_micros(10)), 1);
+        assert_eq!(budget_millis(Duration::from_secs(2)), 2_000);
+        assert_eq!(default_max_connections("postgres://u@h/db"), 16);
+        assert!((4..=16).contains(&default_max_connections("sqlite://x.db?mode=rwc")));
+    }
 
     fn fails() -> Result<(), Error> {
         Err(DbErr::Custom("refused".into()))?;

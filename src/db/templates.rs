@@ -31,19 +31,28 @@ impl Weighter<Box<str>, Arc<Template>> for TextSize {
     }
 }
 
+type ParsedTemplates = Cache<Box<str>, Arc<Template>, TextSize>;
+
+fn parsed_templates() -> ParsedTemplates {
+    Cache::with_weighter(EXPECTED_TEMPLATES, CAPACITY_BYTES, TextSize)
+}
+
 /// The parsed templates of recent texts (process-wide, as the texts are: a template is
 /// the same whichever pool or replica read it).
-static PARSED: LazyLock<Cache<Box<str>, Arc<Template>, TextSize>> =
-    LazyLock::new(|| Cache::with_weighter(EXPECTED_TEMPLATES, CAPACITY_BYTES, TextSize));
+static PARSED: LazyLock<ParsedTemplates> = LazyLock::new(parsed_templates);
 
 /// The template a stored text holds, shared with every other execution read with the
 /// same text.
 pub(super) fn parse(text: &str) -> Result<Arc<Template>, Error> {
-    if let Some(template) = PARSED.get(text) {
+    parse_in(&PARSED, text)
+}
+
+fn parse_in(parsed: &ParsedTemplates, text: &str) -> Result<Arc<Template>, Error> {
+    if let Some(template) = parsed.get(text) {
         return Ok(template);
     }
     let template: Arc<Template> = Arc::new(serde_json::from_str(text).or_internal()?);
-    PARSED.insert(text.into(), Arc::clone(&template));
+    parsed.insert(text.into(), Arc::clone(&template));
     Ok(template)
 }
 
@@ -63,6 +72,19 @@ mod tests {
         let other = parse(&serde_json::to_string(&wider).unwrap()).unwrap();
         assert!(!Arc::ptr_eq(&first, &other));
         assert_eq!(*other, wider);
+    }
+
+    #[test]
+    fn the_parsed_templates_kept_stay_within_their_budget() {
+        // A cache of its own: the process-wide one serves the other tests meanwhile.
+        let parsed = parsed_templates();
+        let mut template = diamond();
+        for width in 0..10_000 {
+            template.width = f64::from(width);
+            parse_in(&parsed, &serde_json::to_string(&template).unwrap()).unwrap();
+        }
+        assert!(parsed.weight() <= CAPACITY_BYTES, "{}", parsed.weight());
+        assert!(parsed.len() < 10_000);
     }
 
     #[test]
