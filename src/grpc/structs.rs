@@ -71,6 +71,36 @@ pub fn json_to_struct(map: &Map<String, serde_json::Value>) -> Struct {
     }
 }
 
+/// Bytes [`json_to_struct`]`(map)` takes encoded, counted without building it (each
+/// field's size as prost writes it: a map entry per key, a Value's one `kind` always).
+pub fn struct_encoded_len(map: &Map<String, serde_json::Value>) -> usize {
+    use super::size::map_entry_len;
+    map.iter()
+        .map(|(k, v)| map_entry_len(1, k, Some(value_encoded_len(v))))
+        .sum()
+}
+
+/// Bytes [`json_to_value`]`(v)` takes encoded (without its own tag and length).
+fn value_encoded_len(v: &serde_json::Value) -> usize {
+    use super::size::delimited_len;
+    use prost::encoding::key_len;
+    match v {
+        // The enum's 0 and a bool: a tag and one byte.
+        serde_json::Value::Null => key_len(1) + 1,
+        serde_json::Value::Bool(_) => key_len(4) + 1,
+        serde_json::Value::Number(_) => key_len(2) + 8,
+        serde_json::Value::String(s) => delimited_len(3, s.len()),
+        serde_json::Value::Array(items) => delimited_len(
+            6,
+            items
+                .iter()
+                .map(|item| delimited_len(1, value_encoded_len(item)))
+                .sum(),
+        ),
+        serde_json::Value::Object(map) => delimited_len(5, struct_encoded_len(map)),
+    }
+}
+
 /// The protobuf Value of a JSON value.
 pub fn json_to_value(v: &serde_json::Value) -> Value {
     let kind = match v {
@@ -94,6 +124,29 @@ mod tests {
         (1..depth).fold(serde_json::json!([1]), |inner, _| {
             serde_json::json!([inner])
         })
+    }
+
+    /// The counted size of every kind of value, nested, empty keys and strings
+    /// included, is the size of the Struct built and encoded.
+    #[test]
+    fn a_structs_size_is_counted_as_prost_encodes_it() {
+        use prost::Message;
+        let long = "é".repeat(100);
+        let cases = [
+            serde_json::json!({}),
+            serde_json::json!({"": "", "n": null, "t": true, "f": false, "z": 0, "x": -1.5}),
+            serde_json::json!({"list": [], "nested": {"": {}, "l": [[], [null, 1, "s", {"k": [true]}]]}}),
+            serde_json::json!({"long": long, "many": (0..200).collect::<Vec<_>>()}),
+            serde_json::json!({ long.clone(): { long.clone(): [long.clone(), {"a": long}] } }),
+        ];
+        for case in cases {
+            let map = case.as_object().unwrap();
+            assert_eq!(
+                struct_encoded_len(map),
+                json_to_struct(map).encoded_len(),
+                "{case}"
+            );
+        }
     }
 
     /// A Struct holding lists nested to the limit converts; one level more does not.

@@ -143,25 +143,20 @@ fn log(detail: &Detail) -> prost_types::Struct {
 }
 
 fn stats(detail: &Detail) -> std::collections::HashMap<String, pb::Stat> {
-    let actions = detail.actions.iter().map(|(id, a)| {
-        let stat = pb::stat::Kind::Action(action_stat(a));
-        (id.clone(), pb::Stat { kind: Some(stat) })
-    });
-    let edges = detail.edge_statuses().into_iter().map(|(id, status)| {
-        let status = match status {
-            EdgeStatus::Open => pb::EdgeStatus::Open,
-            EdgeStatus::Closed => pb::EdgeStatus::Closed,
-        };
-        let stat = pb::stat::Kind::Edge(pb::EdgeStat {
-            status: status as i32,
-        });
-        (id, pb::Stat { kind: Some(stat) })
-    });
+    let actions = detail
+        .actions
+        .iter()
+        .map(|(id, a)| (id.clone(), action_stat_entry(a)));
+    let edges = detail
+        .edge_statuses()
+        .into_iter()
+        .map(|(id, status)| (id, edge_stat_entry(status)));
     actions.chain(edges).collect()
 }
 
-fn action_stat(a: &ActionState) -> pb::ActionStat {
-    pb::ActionStat {
+/// An action's entry in `Execution.stats`.
+pub(super) fn action_stat_entry(a: &ActionState) -> pb::Stat {
+    let stat = pb::ActionStat {
         status: action_status(a.status) as i32,
         scheduled_at: a.scheduled_at.map(timestamp),
         completed_at: a.completed_at.map(timestamp),
@@ -169,6 +164,22 @@ fn action_stat(a: &ActionState) -> pb::ActionStat {
         failed_at: a.failed_at.map(timestamp),
         started_at: a.started_at.map(timestamp),
         failure_note: a.failure_note.clone().unwrap_or_default(),
+    };
+    pb::Stat {
+        kind: Some(pb::stat::Kind::Action(stat)),
+    }
+}
+
+/// An edge's entry in `Execution.stats`.
+pub(super) fn edge_stat_entry(status: EdgeStatus) -> pb::Stat {
+    let status = match status {
+        EdgeStatus::Open => pb::EdgeStatus::Open,
+        EdgeStatus::Closed => pb::EdgeStatus::Closed,
+    };
+    pb::Stat {
+        kind: Some(pb::stat::Kind::Edge(pb::EdgeStat {
+            status: status as i32,
+        })),
     }
 }
 
