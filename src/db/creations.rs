@@ -61,12 +61,12 @@ pub async fn creation_time(
 ) -> Result<chrono::DateTime<chrono::Utc>, Error> {
     let backend = conn.get_database_backend();
     if backend == DatabaseBackend::Postgres {
-        let sql = format!("WITH {} SELECT at FROM creation", creation_ctes(1));
+        let sql = format!("WITH {} SELECT at FROM creation", creation_ctes(1, 2));
         let row = conn
             .query_one_raw(Statement::from_sql_and_values(
                 backend,
                 sql,
-                [CREATION_LOCK.into()],
+                [CREATION_LOCK.into(), lock_timeout(None)],
             ))
             .await?
             .ok_or_else(|| Error::internal("creation time: no row"))?;
@@ -100,15 +100,35 @@ fn clock_after_newest() -> String {
 }
 
 /// The CTEs that take a creation's time on PostgreSQL, with the lock's key bound as
-/// `$lock`: `turn` (the shared lock) and `creation`, one row whose `at` is the creation
-/// time in µs. `turn` is evaluated (the lock taken) before the clock and the newest row
-/// are read.
-pub(super) fn creation_ctes(lock: usize) -> String {
+/// `$lock` and a [`lock_timeout`] as `$timeout`: `bound` (the wait's limit), `turn` (the
+/// shared lock) and `creation`, one row whose `at` is the creation time in µs. `turn` is
+/// evaluated (the lock taken) before the clock and the newest row are read.
+pub(super) fn creation_ctes(lock: usize, timeout: usize) -> String {
     format!(
-        r#"turn AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(${lock})),
+        r#"{bound},
+           turn AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(${lock}) FROM bound),
            creation AS MATERIALIZED (SELECT {at} AS at FROM turn)"#,
+        bound = bound_cte(timeout),
         at = clock_after_newest(),
     )
+}
+
+/// The CTE `bound`, which sets `lock_timeout` to `$timeout` (ms as text; NULL keeps the
+/// session's setting) for the rest of its transaction, before the CTEs that read it wait
+/// for a lock. `lock_timeout` is read when a wait begins, so an earlier CTE of the same
+/// statement bounds that statement's waits (`statement_timeout`, read as a statement
+/// starts, could not be set this way).
+fn bound_cte(timeout: usize) -> String {
+    format!(
+        r#"bound AS MATERIALIZED (
+               SELECT set_config('lock_timeout', COALESCE(${timeout}, current_setting('lock_timeout')), true))"#
+    )
+}
+
+/// The value to bind for [`bound_cte`]'s `$timeout`: a caller's `budget` in ms, rounded
+/// up (the wait never ends before the budget is spent; 0 would mean no limit), or NULL.
+pub(super) fn lock_timeout(budget: Option<Duration>) -> sea_orm::Value {
+    budget.map(|b| super::budget_millis(b).to_string()).into()
 }
 
 /// The key of the creations' lock, to bind where [`creation_ctes`] says.
@@ -132,23 +152,18 @@ pub async fn horizon(
     if backend != DatabaseBackend::Postgres {
         return Ok(None);
     }
-    // `lock_timeout` is read when the wait begins, so setting it (for this statement's
-    // own transaction only) in an earlier CTE bounds this statement's wait. Rounded up:
-    // the wait never ends before the budget is spent (0 would mean no limit). NULL keeps
-    // the session's setting.
-    let lock_timeout = budget.map(|b| super::budget_millis(b).to_string());
     let sql = format!(
-        r#"WITH bound AS MATERIALIZED (
-                  SELECT set_config('lock_timeout', COALESCE($2, current_setting('lock_timeout')), true)),
+        r#"WITH {bound},
                 turn AS MATERIALIZED (SELECT pg_advisory_xact_lock($1) FROM bound)
            SELECT {at} AS at FROM turn"#,
+        bound = bound_cte(2),
         at = clock_after_newest(),
     );
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
             backend,
             sql,
-            [CREATION_LOCK.into(), lock_timeout.into()],
+            [CREATION_LOCK.into(), lock_timeout(budget)],
         ))
         .await?
         .ok_or_else(|| Error::internal("horizon: no row"))?;

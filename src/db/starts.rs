@@ -3,31 +3,43 @@
 //!
 //! On PostgreSQL all of it is one statement (writable CTEs): the creation time is taken
 //! and every row written in one round trip instead of five, each statement's text the
-//! same whatever the execution, so each connection prepares it once. On SQLite, where a
-//! round trip is a function call, it is the plain statements one after the other.
+//! same whatever the execution, so each connection prepares it once. Run outside a
+//! transaction, it commits by itself: no BEGIN and COMMIT round trips either. On SQLite,
+//! where a round trip is a function call, it is the plain statements one after the other,
+//! in the caller's write transaction.
+
+use std::time::Duration;
 
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseBackend, EntityName, IdenStatic, Iterable,
     Statement, Value,
 };
 
-use super::creations::{creation_ctes, creation_lock, creation_time};
+use super::creations::{creation_ctes, creation_lock, creation_time, lock_timeout};
 use super::entity::execution;
 use super::{columns, history, rows, store};
 use crate::domain::{Event, FullExecution, Provenance};
 use crate::error::Error;
 
 /// Inserts `execution` (built at a provisional creation time) with the `events` of its
-/// start, as made `by` a caller, in the caller's transaction `conn`. Takes its creation
-/// time (`creations::creation_time`'s rule) and stamps it on the execution and the
-/// events, and sets the execution's `seq`. Answers false, changing nothing, when its
-/// tenant already has an execution with the same `request_id`.
+/// start, as made `by` a caller, through `conn`. Takes its creation time
+/// (`creations::creation_time`'s rule) and stamps it on the execution and the events,
+/// and sets the execution's `seq`. Answers false, changing nothing, when its tenant
+/// already has an execution with the same `request_id`.
+///
+/// On SQLite `conn` is the caller's write transaction. On PostgreSQL the start is one
+/// statement: on a pool (outside a transaction) it commits by itself, with its wait for
+/// the creations' lock (which a List page's horizon takes alone for an instant) and for a
+/// concurrent start with the same request id bounded by `budget` (`lock_timeout`; the
+/// session's own without one). Such a wait cut short ends the statement with nothing
+/// written (`DatabaseUnavailable`).
 pub async fn insert_started(
     conn: &impl ConnectionTrait,
     execution: &mut FullExecution,
     events: &mut [Event],
     request_id: Option<String>,
     by: &Provenance,
+    budget: Option<Duration>,
 ) -> Result<bool, Error> {
     if conn.get_database_backend() != DatabaseBackend::Postgres {
         let at = creation_time(conn, execution.header.created_at).await?;
@@ -39,7 +51,7 @@ pub async fn insert_started(
         store::insert_events(conn, seq, events, by).await?;
         return Ok(true);
     }
-    let (sql, values, expected) = one_statement(execution, events, request_id, by)?;
+    let (sql, values, expected) = one_statement(execution, events, request_id, by, budget)?;
     let statement = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
     let Some(row) = conn.query_one_raw(statement).await? else {
         // ON CONFLICT: the tenant's request id is taken.
@@ -77,7 +89,7 @@ fn stamp(execution: &mut FullExecution, events: &mut [Event], at: chrono::DateTi
 /// the actions, the subscriptions and the events.
 ///
 /// ```text
-/// WITH turn, creation                      -- creations::creation_ctes
+/// WITH bound, turn, creation               -- creations::creation_ctes
 ///      e AS (INSERT INTO executions ... SELECT $2, ..., creation.at, creation.at
 ///            FROM creation ON CONFLICT DO NOTHING RETURNING seq, created_at),
 ///      a AS (INSERT INTO actions ... SELECT e.seq, r.* FROM e, ROWS FROM (...) RETURNING 1),
@@ -94,8 +106,9 @@ fn one_statement(
     events: &[Event],
     request_id: Option<String>,
     by: &Provenance,
+    budget: Option<Duration>,
 ) -> Result<(String, Vec<Value>, [i64; 3]), Error> {
-    let mut values = vec![creation_lock()];
+    let mut values = vec![creation_lock(), lock_timeout(budget)];
     // The execution's row: every column it sets, the times from `creation`.
     let row = rows::new_execution_row(execution, request_id)?;
     let (mut names, mut selected) = (Vec::new(), Vec::new());
@@ -155,7 +168,7 @@ fn one_statement(
                   (SELECT count(*) FROM s) AS subscriptions,
                   (SELECT count(*) FROM v) AS events
            FROM e"#,
-        creation = creation_ctes(1),
+        creation = creation_ctes(1, 2),
     );
     let expected = [actions.len(), subscriptions.len(), stored.len()].map(|n| n as i64);
     Ok((sql, values, expected))

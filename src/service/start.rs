@@ -9,8 +9,10 @@ use super::{Caller, Executions};
 use crate::db;
 use crate::domain::rules::{self, NewExecution};
 use crate::domain::time::to_stored_precision;
-use crate::domain::{ExecutionId, FullExecution, history};
-use crate::error::Error;
+use crate::domain::{
+    Event, Execution, ExecutionId, ExecutionRef, FullExecution, Provenance, View, history,
+};
+use crate::error::{Error, OrInternal};
 
 impl Executions {
     /// Creates an execution of a validated template, in the caller's tenant unless the
@@ -33,34 +35,12 @@ impl Executions {
             return Ok(existing);
         }
         let by = caller.provenance();
-        let (mut created, ()) = self
-            .write(
-                budget,
-                Box::new(move |txn| {
-                    Box::pin(async move {
-                        // Provisional: the database takes the creation time as it
-                        // writes (see `db::insert_started`).
-                        let now = to_stored_precision(Utc::now());
-                        let request_id = new.request_id.clone();
-                        let mut execution = rules::create(new, ExecutionId::generate(), now);
-                        let mut events = history::started(&execution);
-                        let inserted =
-                            db::insert_started(txn, &mut execution, &mut events, request_id, &by)
-                                .await?;
-                        Ok(if inserted {
-                            Write::Commit {
-                                changed: vec![execution],
-                                answer: (),
-                            }
-                        } else {
-                            // A concurrent call with the same request id won the race.
-                            Write::RollBack(())
-                        })
-                    })
-                }),
-            )
-            .await?;
-        match created.pop() {
+        let created = if self.db.is_postgres() {
+            self.start_in_one_statement(caller, new, by).await?
+        } else {
+            self.start_in_transaction(budget, new, by).await?
+        };
+        match created {
             Some(execution) => {
                 tracing::info!(execution = %execution.header.id, seq = execution.header.seq, "execution started");
                 Ok(execution)
@@ -71,6 +51,93 @@ impl Executions {
                 .await?
                 .ok_or_else(|| Error::internal("request id collided with no execution")),
         }
+    }
+
+    /// A start through the write path ([`Executions::write`]), in a write transaction:
+    /// the new execution, or `None` when a concurrent call with the same request id won.
+    async fn start_in_transaction(
+        &self,
+        budget: Option<Duration>,
+        new: NewExecution,
+        by: Provenance,
+    ) -> Result<Option<FullExecution>, Error> {
+        let (mut created, ()) = self
+            .write(
+                budget,
+                Box::new(move |txn| {
+                    Box::pin(async move {
+                        let (mut execution, mut events, request_id) = provisional(new);
+                        let inserted = db::insert_started(
+                            txn,
+                            &mut execution,
+                            &mut events,
+                            request_id,
+                            &by,
+                            budget,
+                        )
+                        .await?;
+                        Ok(if inserted {
+                            Write::Commit {
+                                changed: vec![execution],
+                                answer: (),
+                            }
+                        } else {
+                            Write::RollBack(())
+                        })
+                    })
+                }),
+            )
+            .await?;
+        Ok(created.pop())
+    }
+
+    /// PostgreSQL: a start as one statement that commits by itself (`db::insert_started`
+    /// on the pool: one round trip, no BEGIN and COMMIT), then published; the new
+    /// execution, or `None` when a concurrent call with the same request id won.
+    ///
+    /// It runs in a task of its own, tracked as every write's (see
+    /// [`Executions::write`]): once sent, the statement may commit whether or not the
+    /// caller still waits, and what commits is published. Its waits for locks end at the
+    /// caller's deadline, the time left when it is sent. A statement that fails may still
+    /// have committed (the connection broke after the database committed): the
+    /// execution is then read again by its id, and if it is there the start counts as
+    /// done, so that an error never hides a committed start.
+    async fn start_in_one_statement(
+        &self,
+        caller: &Caller,
+        new: NewExecution,
+        by: Provenance,
+    ) -> Result<Option<FullExecution>, Error> {
+        let (this, caller) = (self.clone(), caller.clone());
+        self.changes
+            .spawn(async move {
+                let budget = caller.budget()?;
+                let (mut execution, mut events, request_id) = provisional(new);
+                let conn = this.db.conn();
+                let inserted =
+                    db::insert_started(conn, &mut execution, &mut events, request_id, &by, budget)
+                        .await;
+                match inserted {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(None),
+                    Err(failed) => {
+                        let target = ExecutionRef::Id(execution.header.id);
+                        let Ok(Some(Execution {
+                            header,
+                            detail: Some(detail),
+                        })) = db::load(conn, target, None, View::Full).await
+                        else {
+                            return Err(failed);
+                        };
+                        tracing::warn!(execution = %header.id, error = %failed, "start reported a failure but landed");
+                        execution = FullExecution { header, detail };
+                    }
+                }
+                this.hub.publish(&execution);
+                Ok(Some(execution))
+            })
+            .await
+            .or_internal()?
     }
 
     async fn find_by_request_id(
@@ -84,4 +151,15 @@ impl Executions {
         txn.commit().await?;
         Ok(found)
     }
+}
+
+/// A new execution and the events of its start, at a provisional creation time (the
+/// database takes the real one as it writes; see `db::insert_started`), with its request
+/// id.
+fn provisional(new: NewExecution) -> (FullExecution, Vec<Event>, Option<String>) {
+    let now = to_stored_precision(Utc::now());
+    let request_id = new.request_id.clone();
+    let execution = rules::create(new, ExecutionId::generate(), now);
+    let events = history::started(&execution);
+    (execution, events, request_id)
 }

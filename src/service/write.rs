@@ -1,7 +1,9 @@
-//! The one write path: every change of the stored state (a new execution, an action's
+//! The write path: every change of the stored state (a new execution, an action's
 //! progress, a stop) runs through [`Executions::write`], which commits it and only then
 //! publishes it to the change hub, so watchers never see a change that could still roll
-//! back, and never miss one that landed.
+//! back, and never miss one that landed. One exception keeps the same promises: a start
+//! on PostgreSQL is a single statement that commits by itself, published once it has
+//! (`Executions::start`, in `start.rs`).
 
 use std::time::Duration;
 

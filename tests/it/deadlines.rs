@@ -61,20 +61,83 @@ async fn a_passed_deadline_cancels_the_database_work(server: &TestServer) {
 /// A creation in flight, as the server's starts hold one (the creations' advisory lock,
 /// shared, until their commit), held from outside until the transaction ends.
 async fn hold_a_creation(server: &TestServer) -> sea_orm::DatabaseTransaction {
+    hold_the_creations_lock(server, "pg_advisory_xact_lock_shared").await
+}
+
+/// The creations' advisory lock held from outside until the transaction ends, taken by
+/// `function` (`pg_advisory_xact_lock_shared` as a start takes it, `pg_advisory_xact_lock`
+/// as a List page's horizon takes it for an instant).
+async fn hold_the_creations_lock(
+    server: &TestServer,
+    function: &str,
+) -> sea_orm::DatabaseTransaction {
     use sea_orm::TransactionTrait;
     /// `db::creations::CREATION_LOCK`.
     const CREATION_LOCK: i64 = 0x6578_6563_6372_6561;
     let outside = sea_orm::Database::connect(server.database_url())
         .await
         .unwrap();
-    let creating = outside.begin().await.unwrap();
-    creating
-        .execute_unprepared(&format!(
-            "SELECT pg_advisory_xact_lock_shared({CREATION_LOCK})"
-        ))
+    let holding = outside.begin().await.unwrap();
+    holding
+        .execute_unprepared(&format!("SELECT {function}({CREATION_LOCK})"))
         .await
         .unwrap();
-    creating
+    holding
+}
+
+/// On PostgreSQL a start is one statement that commits by itself, and it waits while a
+/// List page takes its horizon (the creations' lock, alone). With that lock held from
+/// outside, a start with a deadline ends at it, leaves no statement waiting, and never
+/// lands once the lock is released; the next start goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+async fn a_start_waiting_for_a_horizon_ends_at_its_deadline_and_never_lands() {
+    let server = TestServer::builder().on(Backend::Postgres).start().await;
+    let mut client = server.client.clone();
+    let horizon = hold_the_creations_lock(&server, "pg_advisory_xact_lock").await;
+
+    let mut request = tonic::Request::new(start_request_for("late", ""));
+    request.set_timeout(Duration::from_millis(300));
+    let asked = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(5), client.start_execution(request))
+        .await
+        .expect("the deadline ends the call")
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    let database = server.postgres().unwrap();
+    let mut waiting = i64::MAX;
+    for _ in 0..40 {
+        waiting = database.statements_waiting_for_locks().await;
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(waiting, 0, "the start's statement still waits for the lock");
+
+    horizon.rollback().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let list = || pb::ListExecutionsRequest {
+        key: "late".into(),
+        ..Default::default()
+    };
+    let page = client.list_executions(list()).await.unwrap().into_inner();
+    assert!(
+        page.executions.is_empty(),
+        "the start past its deadline landed"
+    );
+    let started = start(&mut client, "late", chain(2)).await;
+    let page = client.list_executions(list()).await.unwrap().into_inner();
+    let ids: Vec<_> = page.executions.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, [started.id.as_str()]);
 }
 
 /// On PostgreSQL a List page first waits for the creations in flight to commit (its
