@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use prost::encoding::{encoded_len_varint, key_len};
 
-use super::from_proto::{MAX_FAILURE_NOTE_BYTES, MAX_REASON_CHARS, MAX_USER_KEY_CHARS};
+use super::from_proto::{
+    MAX_FAILURE_NOTE_BYTES, MAX_REASON_CHARS, MAX_TIMESTAMP_SECONDS, MAX_USER_KEY_CHARS,
+    MIN_TIMESTAMP_SECONDS,
+};
 use super::structs::struct_encoded_len;
 use super::to_proto::{self, Presentation};
 use crate::domain::rules::NewExecution;
@@ -139,9 +142,16 @@ fn largest_header(new: &NewExecution, actions: i32) -> Header {
     }
 }
 
-/// The latest time a Timestamp holds with the most digits.
+/// The latest time a Timestamp holds with the most digits: the widest of the times the
+/// server's clock gives (`created_at`, `started_at`, ...).
 fn far_future() -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp(253_402_300_799, 999_999_000).unwrap_or_default()
+    DateTime::<Utc>::from_timestamp(MAX_TIMESTAMP_SECONDS, 999_999_000).unwrap_or_default()
+}
+
+/// The widest time a caller may give (`scheduled_at`): any time before 1970 has negative
+/// `seconds`, which take 10 bytes on the wire, more than any later time.
+fn widest_given_time() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(MIN_TIMESTAMP_SECONDS, 999_999_000).unwrap_or_default()
 }
 
 /// Bytes of `Execution.stats` at its largest: each action failed, with every timestamp
@@ -149,7 +159,7 @@ fn far_future() -> DateTime<Utc> {
 fn stats_bytes(template: &Template) -> usize {
     let largest_action = ActionState {
         status: ActionStatus::Failed,
-        scheduled_at: Some(far_future()),
+        scheduled_at: Some(widest_given_time()),
         started_at: Some(far_future()),
         completed_at: Some(far_future()),
         failed_at: Some(far_future()),
@@ -252,8 +262,8 @@ mod tests {
         let actions = e.detail.actions.len() as i32;
         for action in e.detail.actions.values_mut() {
             action.status = ActionStatus::Failed;
+            action.scheduled_at = Some(widest_given_time());
             for at in [
-                &mut action.scheduled_at,
                 &mut action.started_at,
                 &mut action.completed_at,
                 &mut action.failed_at,
@@ -314,6 +324,33 @@ mod tests {
         t
     }
 
+    /// The times the largest form counts are the widest each field can hold: any time a
+    /// caller may give for `scheduled_at`, any time of the server's clock for the others.
+    #[test]
+    fn the_largest_form_counts_the_widest_times() {
+        let len = |t: DateTime<Utc>| to_proto::timestamp(t).encoded_len();
+        let given = [
+            (MIN_TIMESTAMP_SECONDS, 0),
+            (MIN_TIMESTAMP_SECONDS, 999_999_999),
+            (-1, 999_999_999),
+            (0, 0),
+            (MAX_TIMESTAMP_SECONDS, 999_999_999),
+        ];
+        for (seconds, nanos) in given {
+            let t = DateTime::<Utc>::from_timestamp(seconds, nanos).unwrap();
+            // Stored (and answered) at µs precision.
+            let t = crate::domain::time::to_stored_precision(t);
+            assert!(len(t) <= len(widest_given_time()), "{t}");
+        }
+        let clock = [
+            Utc::now(),
+            DateTime::<Utc>::from_timestamp(4_102_444_800, 999_999_000).unwrap(),
+        ];
+        for t in clock {
+            assert!(len(t) <= len(far_future()), "{t}");
+        }
+    }
+
     /// The size counted field by field is the size of the largest form built and
     /// encoded, for templates and requests of every shape the counting distinguishes.
     #[test]
@@ -339,6 +376,8 @@ mod tests {
         odd.positions
             .insert("c".into(), Position { x: 1e300, y: -0.0 });
         odd.height = -2.0;
+        odd.width = -0.0;
+        odd.nodes[3].data = Some(serde_json::Map::new());
         odd.action_types = vec![String::new(), "Email".into()];
         let mut cases = vec![
             new_execution(diamond()),

@@ -15,7 +15,7 @@ pub use fleet::{events_request, stop_request};
 pub use list::{count_filter, feed_request, list_request};
 pub use start::new_execution;
 pub use update::action_update;
-pub use well_known::view;
+pub use well_known::{MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS, view};
 
 use crate::domain::{ExecutionRef, HashidCodec, quoted, time};
 use crate::error::Error;
