@@ -2,6 +2,7 @@
 //! entities and the queries the service runs. Functions here take `&impl ConnectionTrait`
 //! so they run inside the caller's transaction, and return domain types. No tonic here.
 
+mod autocommit;
 mod changes;
 mod columns;
 mod creations;
@@ -30,6 +31,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
 
+pub use autocommit::{Autocommit, Failure};
 pub use changes::{changed_page, changed_since, commit_point};
 pub use creations::{Horizon, creation_time, horizon};
 pub use history::{EventPosition, list_events};
@@ -39,7 +41,7 @@ pub use load::{
     revisions_of_many,
 };
 pub use retention::{delete_finished_before, take_retention_turn};
-pub use starts::insert_started;
+pub use starts::{insert_started, insert_started_alone};
 pub use store::{
     insert_events, insert_events_of_many, is_unique_violation, save_change, save_stops,
 };

@@ -11,10 +11,10 @@
 use std::time::Duration;
 
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseBackend, EntityName, IdenStatic, Iterable,
-    Statement, Value,
+    ActiveModelTrait, ConnectionTrait, DatabaseBackend, EntityName, IdenStatic, Iterable, Value,
 };
 
+use super::autocommit::{Autocommit, Failure};
 use super::creations::{creation_ctes, creation_lock, creation_time, lock_timeout};
 use super::entity::execution;
 use super::{columns, history, rows, store};
@@ -22,56 +22,63 @@ use crate::domain::{Event, FullExecution, Provenance};
 use crate::error::Error;
 
 /// Inserts `execution` (built at a provisional creation time) with the `events` of its
-/// start, as made `by` a caller, through `conn`. Takes its creation time
+/// start, as made `by` a caller, in the caller's write transaction `conn` (SQLite; on
+/// PostgreSQL a start is [`insert_started_alone`]). Takes its creation time
 /// (`creations::creation_time`'s rule) and stamps it on the execution and the events,
 /// and sets the execution's `seq`. Answers false, changing nothing, when its tenant
 /// already has an execution with the same `request_id`.
-///
-/// On SQLite `conn` is the caller's write transaction. On PostgreSQL the start is one
-/// statement: on a pool (outside a transaction) it commits by itself, with its wait for
-/// the creations' lock (which a List page's horizon takes alone for an instant) and for a
-/// concurrent start with the same request id bounded by `budget` (`lock_timeout`; the
-/// session's own without one). Such a wait cut short ends the statement with nothing
-/// written (`DatabaseUnavailable`).
 pub async fn insert_started(
     conn: &impl ConnectionTrait,
     execution: &mut FullExecution,
     events: &mut [Event],
     request_id: Option<String>,
     by: &Provenance,
-    budget: Option<Duration>,
 ) -> Result<bool, Error> {
-    if conn.get_database_backend() != DatabaseBackend::Postgres {
-        let at = creation_time(conn, execution.header.created_at).await?;
-        stamp(execution, events, at);
-        let Some(seq) = store::insert_execution(conn, execution, request_id).await? else {
-            return Ok(false);
-        };
-        execution.header.seq = seq;
-        store::insert_events(conn, seq, events, by).await?;
-        return Ok(true);
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        return Err(Error::internal(
+            "a start on PostgreSQL is one statement outside a transaction (insert_started_alone)",
+        ));
     }
-    let (sql, values, expected) = one_statement(execution, events, request_id, by, budget)?;
-    let statement = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
-    let Some(row) = conn.query_one_raw(statement).await? else {
+    let at = creation_time(conn, execution.header.created_at).await?;
+    stamp(execution, events, at);
+    let Some(seq) = store::insert_execution(conn, execution, request_id).await? else {
+        return Ok(false);
+    };
+    execution.header.seq = seq;
+    store::insert_events(conn, seq, events, by).await?;
+    Ok(true)
+}
+
+/// [`insert_started`] on PostgreSQL: one statement on `conn`, outside any transaction,
+/// that commits by itself (one round trip, no BEGIN and COMMIT). Its waits for locks (for
+/// the creations' lock, which a List page's horizon takes alone for an instant, and for a
+/// concurrent start with the same request id) each end after `budget` (`lock_timeout`;
+/// the session's own without one), and the statement then fails with nothing written
+/// (`DatabaseUnavailable`). So does a start whose rows do not all get written: the
+/// statement checks their count before it commits. A failure says whether the statement
+/// may have committed all the same ([`Failure::may_have_committed`]).
+pub async fn insert_started_alone(
+    conn: &mut Autocommit,
+    execution: &mut FullExecution,
+    events: &mut [Event],
+    request_id: Option<String>,
+    by: &Provenance,
+    budget: Option<Duration>,
+) -> Result<bool, Failure> {
+    use sea_orm::sqlx::Row;
+    let (sql, values) = one_statement(execution, events, request_id, by, budget)
+        .map_err(Failure::before_sending)?;
+    let Some(row) = conn.fetch_optional(sql, values).await? else {
         // ON CONFLICT: the tenant's request id is taken.
         return Ok(false);
     };
-    let written: [i64; 3] = [
-        row.try_get("", "actions")?,
-        row.try_get("", "subscriptions")?,
-        row.try_get("", "events")?,
-    ];
-    if written != expected {
-        return Err(Error::internal(format!(
-            "a start wrote {written:?} rows of actions, subscriptions and events, not {expected:?}"
-        )));
-    }
-    execution.header.seq = row.try_get("", "seq")?;
+    let read = |column| row.try_get::<i64, _>(column).map_err(Failure::of);
+    let (seq, at) = (read("seq")?, read("at")?);
+    execution.header.seq = seq;
     stamp(
         execution,
         events,
-        rows::from_micros(row.try_get("", "at")?)?,
+        rows::from_micros(at).map_err(Failure::after_commit)?,
     );
     Ok(true)
 }
@@ -85,8 +92,7 @@ fn stamp(execution: &mut FullExecution, events: &mut [Event], at: chrono::DateTi
     }
 }
 
-/// The statement of a start on PostgreSQL, its values, and the rows it must write to
-/// the actions, the subscriptions and the events.
+/// The statement of a start on PostgreSQL and its values.
 ///
 /// ```text
 /// WITH bound, turn, creation               -- creations::creation_ctes
@@ -95,19 +101,26 @@ fn stamp(execution: &mut FullExecution, events: &mut [Event], at: chrono::DateTi
 ///      a AS (INSERT INTO actions ... SELECT e.seq, r.* FROM e, ROWS FROM (...) RETURNING 1),
 ///      s AS (INSERT INTO stop_subscriptions ... likewise),
 ///      v AS (INSERT INTO events ... SELECT e.seq, ..., e.created_at ... likewise)
-/// SELECT e.seq, e.created_at AS at, (SELECT count(*) FROM a) AS actions, ... FROM e
+/// SELECT e.seq, e.created_at AS at,
+///        CASE WHEN (w.actions, ...) = ($n, ...) THEN true ELSE format(...)::boolean END
+/// FROM e, LATERAL (SELECT (SELECT count(*) FROM a) AS actions, ...) AS w
 /// ```
 ///
 /// The row's values are bound as typed parameters; the actions', subscriptions' and
 /// events' as columns (`db::columns`). A conflict on the tenant's request id inserts
-/// nothing, so the dependent inserts, which read `e`, insert nothing either.
+/// nothing, so the dependent inserts, which read `e`, insert nothing either, and no row
+/// is answered. The answer's `complete` checks that the statement wrote every row it was
+/// given: if not, it casts its explanation to `boolean`, which fails the statement with
+/// that explanation before it commits. (It is in the select list, evaluated only for the
+/// row answered: a condition in `WHERE` could be pushed into `w` and evaluated without
+/// one, after a conflict.)
 fn one_statement(
     execution: &FullExecution,
     events: &[Event],
     request_id: Option<String>,
     by: &Provenance,
     budget: Option<Duration>,
-) -> Result<(String, Vec<Value>, [i64; 3]), Error> {
+) -> Result<(String, Vec<Value>), Error> {
     let mut values = vec![creation_lock(), lock_timeout(budget)];
     // The execution's row: every column it sets, the times from `creation`.
     let row = rows::new_execution_row(execution, request_id)?;
@@ -157,6 +170,9 @@ fn one_statement(
     let (insert_events, bound) =
         columns::insert_select(&stored, &timed, Some("e"), values.len() + 1)?;
     values.extend(bound);
+    let expected = values.len() + 1;
+    values
+        .extend([actions.len(), subscriptions.len(), stored.len()].map(|n| Value::from(n as i64)));
     let sql = format!(
         r#"WITH {creation},
                 e AS ({insert_execution}),
@@ -164,12 +180,17 @@ fn one_statement(
                 s AS ({insert_subscriptions} RETURNING 1),
                 v AS ({insert_events} RETURNING 1)
            SELECT e."seq" AS seq, e."created_at" AS at,
-                  (SELECT count(*) FROM a) AS actions,
-                  (SELECT count(*) FROM s) AS subscriptions,
-                  (SELECT count(*) FROM v) AS events
-           FROM e"#,
+                  CASE WHEN (w.actions, w.subscriptions, w.events) = (${a}, ${s}, ${v}) THEN true
+                       ELSE format('a start wrote %s, %s and %s rows of actions, subscriptions and events, not %s, %s and %s',
+                                   w.actions, w.subscriptions, w.events, ${a}, ${s}, ${v})::boolean
+                  END AS complete
+           FROM e, LATERAL (SELECT (SELECT count(*) FROM a) AS actions,
+                                   (SELECT count(*) FROM s) AS subscriptions,
+                                   (SELECT count(*) FROM v) AS events) AS w"#,
         creation = creation_ctes(1, 2),
+        a = expected,
+        s = expected + 1,
+        v = expected + 2,
     );
-    let expected = [actions.len(), subscriptions.len(), stored.len()].map(|n| n as i64);
-    Ok((sql, values, expected))
+    Ok((sql, values))
 }

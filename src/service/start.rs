@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio_util::sync::CancellationToken;
 
 use super::write::Write;
 use super::{Caller, Executions};
@@ -53,7 +54,7 @@ impl Executions {
         }
     }
 
-    /// A start through the write path ([`Executions::write`]), in a write transaction:
+    /// SQLite: a start through the write path ([`Executions::write`]), in a write transaction:
     /// the new execution, or `None` when a concurrent call with the same request id won.
     async fn start_in_transaction(
         &self,
@@ -67,15 +68,9 @@ impl Executions {
                 Box::new(move |txn| {
                     Box::pin(async move {
                         let (mut execution, mut events, request_id) = provisional(new);
-                        let inserted = db::insert_started(
-                            txn,
-                            &mut execution,
-                            &mut events,
-                            request_id,
-                            &by,
-                            budget,
-                        )
-                        .await?;
+                        let inserted =
+                            db::insert_started(txn, &mut execution, &mut events, request_id, &by)
+                                .await?;
                         Ok(if inserted {
                             Write::Commit {
                                 changed: vec![execution],
@@ -91,53 +86,81 @@ impl Executions {
         Ok(created.pop())
     }
 
-    /// PostgreSQL: a start as one statement that commits by itself (`db::insert_started`
-    /// on the pool: one round trip, no BEGIN and COMMIT), then published; the new
-    /// execution, or `None` when a concurrent call with the same request id won.
+    /// PostgreSQL: a start as one statement that commits by itself
+    /// (`db::insert_started_alone`: one round trip, no BEGIN and COMMIT), then published;
+    /// the new execution, or `None` when a concurrent call with the same request id won.
     ///
-    /// It runs in a task of its own, tracked as every write's (see
-    /// [`Executions::write`]): once sent, the statement may commit whether or not the
-    /// caller still waits, and what commits is published. Its waits for locks end at the
-    /// caller's deadline, the time left when it is sent. A statement that fails may still
-    /// have committed (the connection broke after the database committed): the
-    /// execution is then read again by its id, and if it is there the start counts as
-    /// done, so that an error never hides a committed start.
+    /// It keeps the promises of every write ([`Executions::write`]), in a task of its
+    /// own, tracked as theirs: while it waits for a connection it gives up when the
+    /// caller goes away (a cancelled call, a passed deadline). Once it has one, it bounds
+    /// the statement's lock waits by the time left before the caller's deadline and sends
+    /// it; from then on it finishes, and publishes what committed, whether or not the
+    /// caller still waits.
+    ///
+    /// A statement whose outcome is unknown (the connection broke before its answer) may
+    /// have committed: the start is then looked for ([`Executions::landed`]), and if it
+    /// is there it counts as done, so that an error never hides a committed start.
     async fn start_in_one_statement(
         &self,
         caller: &Caller,
         new: NewExecution,
         by: Provenance,
     ) -> Result<Option<FullExecution>, Error> {
+        let caller_gone = CancellationToken::new();
+        let _cancel_when_dropped = caller_gone.clone().drop_guard();
         let (this, caller) = (self.clone(), caller.clone());
         self.changes
             .spawn(async move {
+                let mut conn = tokio::select! {
+                    () = caller_gone.cancelled() => return Err(Error::DeadlineExceeded),
+                    conn = this.db.autocommit() => conn?,
+                };
                 let budget = caller.budget()?;
                 let (mut execution, mut events, request_id) = provisional(new);
-                let conn = this.db.conn();
-                let inserted =
-                    db::insert_started(conn, &mut execution, &mut events, request_id, &by, budget)
-                        .await;
+                let inserted = db::insert_started_alone(
+                    &mut conn,
+                    &mut execution,
+                    &mut events,
+                    request_id,
+                    &by,
+                    budget,
+                )
+                .await;
+                drop(conn);
                 match inserted {
                     Ok(true) => {}
                     Ok(false) => return Ok(None),
-                    Err(failed) => {
-                        let target = ExecutionRef::Id(execution.header.id);
-                        let Ok(Some(Execution {
-                            header,
-                            detail: Some(detail),
-                        })) = db::load(conn, target, None, View::Full).await
-                        else {
-                            return Err(failed);
+                    Err(failed) if failed.may_have_committed => {
+                        let Some(stored) = this.landed(&execution).await else {
+                            return Err(failed.error);
                         };
-                        tracing::warn!(execution = %header.id, error = %failed, "start reported a failure but landed");
-                        execution = FullExecution { header, detail };
+                        tracing::warn!(execution = %stored.header.id, error = %failed.error, "start reported a failure but landed");
+                        execution = stored;
                     }
+                    Err(failed) => return Err(failed.error),
                 }
                 this.hub.publish(&execution);
                 Ok(Some(execution))
             })
             .await
             .or_internal()?
+    }
+
+    /// The start of `execution` as stored, if the statement that wrote it failed with an
+    /// unknown outcome but committed. First waits for the creations in flight (as a List
+    /// page's horizon does: every start holds the creations' lock until it commits), so
+    /// that a statement the database still runs is waited for, not missed.
+    async fn landed(&self, execution: &FullExecution) -> Option<FullExecution> {
+        let conn = self.db.conn();
+        db::horizon(conn, None).await.ok()?;
+        let target = ExecutionRef::Id(execution.header.id);
+        match db::load(conn, target, None, View::Full).await {
+            Ok(Some(Execution {
+                header,
+                detail: Some(detail),
+            })) => Some(FullExecution { header, detail }),
+            _ => None,
+        }
     }
 
     async fn find_by_request_id(
