@@ -140,6 +140,79 @@ async fn a_start_waiting_for_a_horizon_ends_at_its_deadline_and_never_lands() {
     assert_eq!(ids, [started.id.as_str()]);
 }
 
+/// On PostgreSQL a start takes a connection of the pool before it sends its statement.
+/// With every connection held by starts waiting for the creations' lock (held alone from
+/// outside, as a List page's horizon takes it), a start with a deadline ends at it while
+/// it waits for a connection, and never lands: once the lock is released and the others
+/// go through, it is not sent with a budget measured before the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+async fn a_start_past_its_deadline_while_waiting_for_a_connection_never_lands() {
+    /// The test server's pool (`harness::server`).
+    const POOL: usize = 8;
+    /// The connections of it left for statements: the relay of changes holds one to
+    /// LISTEN (`db::notify::listen`).
+    const FOR_STATEMENTS: i64 = POOL as i64 - 1;
+    let server = TestServer::builder().on(Backend::Postgres).start().await;
+    let horizon = hold_the_creations_lock(&server, "pg_advisory_xact_lock").await;
+    let database = server.postgres().unwrap();
+    let mut blocked = Vec::new();
+    for i in 0..POOL {
+        let mut client = server.client.clone();
+        let request = start_request_for(&format!("blocked-{i}"), "");
+        blocked.push(tokio::spawn(async move {
+            client
+                .start_execution(request)
+                .await
+                .map(|r| r.into_inner().id)
+        }));
+    }
+    let mut waiting = 0;
+    for _ in 0..100 {
+        waiting = database.statements_waiting_for_locks().await;
+        if waiting == FOR_STATEMENTS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        waiting, FOR_STATEMENTS,
+        "every connection of the pool waits (one more start waits for a connection)"
+    );
+
+    let mut client = server.client.clone();
+    let mut request = tonic::Request::new(start_request_for("late", ""));
+    request.set_timeout(Duration::from_millis(300));
+    let err = tokio::time::timeout(Duration::from_secs(5), client.start_execution(request))
+        .await
+        .expect("the deadline ends the call")
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+
+    horizon.rollback().await.unwrap();
+    for call in blocked {
+        call.await
+            .unwrap()
+            .expect("a start without deadline goes through");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let page = client
+        .list_executions(pb::ListExecutionsRequest {
+            key: "late".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        page.executions.is_empty(),
+        "the start past its deadline landed"
+    );
+}
+
 /// On PostgreSQL a List page first waits for the creations in flight to commit (its
 /// horizon). With one that never commits (held here from outside, as a start holds its
 /// turn: the creations' advisory lock, shared), a List with a deadline ends at it with
