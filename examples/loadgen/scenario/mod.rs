@@ -89,6 +89,9 @@ impl Session {
             if self.opts.wait_quiet {
                 wait_quiet().await;
             }
+            if let Some(dbs) = &self.dbs {
+                dbs.checkpoint().await;
+            }
             let report = drive::run(make(self), warmup, duration).await;
             self.record(&format!("{label} #{}", run + 1), &report);
             for (i, op) in ops.iter().enumerate() {

@@ -48,6 +48,8 @@ impl Session {
             if self.opts.wait_quiet {
                 wait_quiet().await;
             }
+            // As before each run of the server's load (`Session::measure`).
+            dbs.checkpoint().await;
             let (b, u, a) = (binary.clone(), url.clone(), args.clone());
             let tps = tokio::task::spawn_blocking(move || run_pgbench(&b, &u, &a)).await??;
             println!("  pgbench {} #{}: {tps:.0} TPS", args.join(" "), run + 1);
