@@ -19,33 +19,20 @@ async fn a_passed_deadline_cancels_the_database_work(server: &TestServer) {
     let e = start(&mut client, "deadline", chain(2)).await;
     let lock = hold_lock(server, &e.id).await;
 
-    let mut request = tonic::Request::new(report(&e.id, "a1", ActionStatus::Running));
-    request.set_timeout(Duration::from_millis(300));
-    let asked = Instant::now();
-    let err = tokio::time::timeout(Duration::from_secs(5), client.update_action(request))
-        .await
-        .expect("the deadline ends the call")
-        .unwrap_err();
-    assert!(
-        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
-        "{err:?}"
-    );
-    assert!(
-        asked.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        asked.elapsed()
-    );
+    assert_ends_at_the_deadline(client.update_action(within_300_ms(report(
+        &e.id,
+        "a1",
+        ActionStatus::Running,
+    ))))
+    .await;
 
     if let Some(database) = server.postgres() {
-        let mut left = i64::MAX;
-        for _ in 0..40 {
-            left = database.statements_waiting_for_locks().await;
-            if left == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(left, 0, "the server's statement still waits for the lock");
+        assert_waiting_for_locks(
+            database,
+            0,
+            "the server's statement still waits for the lock",
+        )
+        .await;
     }
 
     drop(lock);
@@ -96,32 +83,17 @@ async fn a_start_waiting_for_a_horizon_ends_at_its_deadline_and_never_lands() {
     let mut client = server.client.clone();
     let horizon = hold_the_creations_lock(&server, "pg_advisory_xact_lock").await;
 
-    let mut request = tonic::Request::new(start_request_for("late", ""));
-    request.set_timeout(Duration::from_millis(300));
-    let asked = Instant::now();
-    let err = tokio::time::timeout(Duration::from_secs(5), client.start_execution(request))
-        .await
-        .expect("the deadline ends the call")
-        .unwrap_err();
-    assert!(
-        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
-        "{err:?}"
-    );
-    assert!(
-        asked.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        asked.elapsed()
-    );
+    assert_ends_at_the_deadline(
+        client.start_execution(within_300_ms(start_request_for("late", ""))),
+    )
+    .await;
     let database = server.postgres().unwrap();
-    let mut waiting = i64::MAX;
-    for _ in 0..40 {
-        waiting = database.statements_waiting_for_locks().await;
-        if waiting == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(waiting, 0, "the start's statement still waits for the lock");
+    assert_waiting_for_locks(
+        database,
+        0,
+        "the start's statement still waits for the lock",
+    )
+    .await;
 
     horizon.rollback().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -167,30 +139,18 @@ async fn a_start_past_its_deadline_while_waiting_for_a_connection_never_lands() 
                 .map(|r| r.into_inner().id)
         }));
     }
-    let mut waiting = 0;
-    for _ in 0..100 {
-        waiting = database.statements_waiting_for_locks().await;
-        if waiting == FOR_STATEMENTS {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        waiting, FOR_STATEMENTS,
-        "every connection of the pool waits (one more start waits for a connection)"
-    );
+    assert_waiting_for_locks(
+        database,
+        FOR_STATEMENTS,
+        "every connection of the pool waits (one more start waits for a connection)",
+    )
+    .await;
 
     let mut client = server.client.clone();
-    let mut request = tonic::Request::new(start_request_for("late", ""));
-    request.set_timeout(Duration::from_millis(300));
-    let err = tokio::time::timeout(Duration::from_secs(5), client.start_execution(request))
-        .await
-        .expect("the deadline ends the call")
-        .unwrap_err();
-    assert!(
-        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
-        "{err:?}"
-    );
+    assert_ends_at_the_deadline(
+        client.start_execution(within_300_ms(start_request_for("late", ""))),
+    )
+    .await;
 
     horizon.rollback().await.unwrap();
     for call in blocked {
@@ -229,22 +189,7 @@ async fn a_list_waiting_for_a_creation_ends_at_its_deadline() {
         key: "horizon".into(),
         ..Default::default()
     };
-    let mut request = tonic::Request::new(list());
-    request.set_timeout(Duration::from_millis(300));
-    let asked = Instant::now();
-    let err = tokio::time::timeout(Duration::from_secs(5), client.list_executions(request))
-        .await
-        .expect("the deadline ends the call")
-        .unwrap_err();
-    assert!(
-        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
-        "{err:?}"
-    );
-    assert!(
-        asked.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        asked.elapsed()
-    );
+    assert_ends_at_the_deadline(client.list_executions(within_300_ms(list()))).await;
 
     // Starts share the turn with the one in flight: they do not wait for it.
     let started = tokio::time::timeout(
@@ -311,4 +256,46 @@ async fn a_list_without_deadline_keeps_the_databases_lock_timeout() {
     creating.rollback().await.unwrap();
     let page = client.list_executions(list()).await.unwrap().into_inner();
     assert!(page.executions.is_empty());
+}
+
+/// `message` as a request with a 300 ms deadline.
+fn within_300_ms<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(Duration::from_millis(300));
+    request
+}
+
+/// Awaits a call sent [`within_300_ms`]: it ends with DEADLINE_EXCEEDED (or CANCELLED, as
+/// a client may see it) within 2 s.
+async fn assert_ends_at_the_deadline<T: std::fmt::Debug>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) {
+    let asked = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("the deadline ends the call")
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+}
+
+/// Waits (at most 2 s) until `want` statements wait for a lock in `database`, then
+/// asserts that they do (`what` says what it means if not).
+async fn assert_waiting_for_locks(database: &PostgresDatabase, want: i64, what: &str) {
+    let mut waiting = database.statements_waiting_for_locks().await;
+    for _ in 0..40 {
+        if waiting == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waiting = database.statements_waiting_for_locks().await;
+    }
+    assert_eq!(waiting, want, "{what}");
 }
