@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio_util::sync::CancellationToken;
 
 use super::write::Write;
 use super::{Caller, Executions};
@@ -13,7 +12,7 @@ use crate::domain::time::to_stored_precision;
 use crate::domain::{
     Event, Execution, ExecutionId, ExecutionRef, FullExecution, Provenance, View, history,
 };
-use crate::error::{Error, OrInternal};
+use crate::error::Error;
 
 impl Executions {
     /// Creates an execution of a validated template, in the caller's tenant unless the
@@ -106,44 +105,40 @@ impl Executions {
         new: NewExecution,
         by: Provenance,
     ) -> Result<Option<FullExecution>, Error> {
-        let caller_gone = CancellationToken::new();
-        let _cancel_when_dropped = caller_gone.clone().drop_guard();
-        let (this, caller) = (self.clone(), caller.clone());
-        self.changes
-            .spawn(async move {
-                let mut conn = tokio::select! {
-                    () = caller_gone.cancelled() => return Err(Error::DeadlineExceeded),
-                    conn = this.db.autocommit() => conn?,
-                };
-                let budget = caller.budget()?;
-                let (mut execution, mut events, request_id) = provisional(new);
-                let inserted = db::insert_started_alone(
-                    &mut conn,
-                    &mut execution,
-                    &mut events,
-                    request_id,
-                    &by,
-                    budget,
-                )
-                .await;
-                drop(conn);
-                match inserted {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(None),
-                    Err(failed) if failed.may_have_committed => {
-                        let Some(stored) = this.landed(&execution).await else {
-                            return Err(failed.error);
-                        };
-                        tracing::warn!(execution = %stored.header.id, error = %failed.error, "start reported a failure but landed");
-                        execution = stored;
-                    }
-                    Err(failed) => return Err(failed.error),
+        let caller = caller.clone();
+        self.in_change_task(move |this, caller_gone| async move {
+            let mut conn = tokio::select! {
+                () = caller_gone.cancelled() => return Err(Error::DeadlineExceeded),
+                conn = this.db.autocommit() => conn?,
+            };
+            let budget = caller.budget()?;
+            let (mut execution, mut events, request_id) = provisional(new);
+            let inserted = db::insert_started_alone(
+                &mut conn,
+                &mut execution,
+                &mut events,
+                request_id,
+                &by,
+                budget,
+            )
+            .await;
+            drop(conn);
+            match inserted {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(failed) if failed.may_have_committed => {
+                    let Some(stored) = this.landed(&execution).await else {
+                        return Err(failed.error);
+                    };
+                    tracing::warn!(execution = %stored.header.id, error = %failed.error, "start reported a failure but landed");
+                    execution = stored;
                 }
-                this.hub.publish(&execution);
-                Ok(Some(execution))
-            })
-            .await
-            .or_internal()?
+                Err(failed) => return Err(failed.error),
+            }
+            this.hub.publish(&execution);
+            Ok(Some(execution))
+        })
+        .await
     }
 
     /// The start of `execution` as stored, if the statement that wrote it failed with an

@@ -5,6 +5,7 @@
 //! on PostgreSQL is a single statement that commits by itself, published once it has
 //! (`Executions::start`, in `start.rs`).
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -56,11 +57,27 @@ impl Executions {
         budget: Option<Duration>,
         work: WriteWork<A>,
     ) -> Result<(Vec<FullExecution>, A), Error> {
+        self.in_change_task(move |this, caller_gone| async move {
+            this.write_in_task(budget, caller_gone, work).await
+        })
+        .await
+    }
+
+    /// Runs a change's `task` in a task of its own, tracked for shutdown, and waits for
+    /// it. The task gets this service and a token cancelled when the caller goes away
+    /// (this future is dropped); see [`Executions::write`] for why.
+    pub(super) async fn in_change_task<T, F>(
+        &self,
+        task: impl FnOnce(Executions, CancellationToken) -> F,
+    ) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+    {
         let caller_gone = CancellationToken::new();
         let _cancel_when_dropped = caller_gone.clone().drop_guard();
-        let this = self.clone();
         self.changes
-            .spawn(async move { this.write_in_task(budget, caller_gone, work).await })
+            .spawn(task(self.clone(), caller_gone))
             .await
             .or_internal()?
     }
