@@ -52,27 +52,13 @@ impl Horizon {
     }
 }
 
-/// The creation time of a new execution, taken inside its write transaction `conn` (see
-/// the module docs): on SQLite `now`, on PostgreSQL the database's clock, after the shared
-/// turn. Either is moved to 1 µs after the newest execution if it is not later.
-pub async fn creation_time(
+/// The creation time of a new execution on SQLite, taken inside its write transaction
+/// `conn` (see the module docs): `now`, or 1 µs after the newest execution if `now` is
+/// not later. (On PostgreSQL a start takes it in its one statement: [`creation_ctes`].)
+pub(super) async fn creation_time(
     conn: &impl ConnectionTrait,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<chrono::DateTime<chrono::Utc>, Error> {
-    let backend = conn.get_database_backend();
-    if backend == DatabaseBackend::Postgres {
-        let sql = format!("WITH {} SELECT at FROM creation", creation_ctes(1, 2));
-        let row = conn
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [CREATION_LOCK.into(), lock_timeout(None)],
-            ))
-            .await?
-            .ok_or_else(|| Error::internal("creation time: no row"))?;
-        let at: i64 = row.try_get("", "at")?;
-        return rows::from_micros(at);
-    }
     let newest: Option<i64> = execution::Entity::find()
         .select_only()
         .expr(execution::Column::CreatedAt.max())

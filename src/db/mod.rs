@@ -33,7 +33,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 pub use autocommit::{Autocommit, Failure};
 pub use changes::{changed_page, changed_since, commit_point};
-pub use creations::{Horizon, creation_time, horizon};
+pub use creations::{Horizon, horizon};
 pub use history::{EventPosition, list_events};
 pub use listing::{count_by_status, list};
 pub use load::{
